@@ -1,0 +1,328 @@
+"""Settings: one frozen, validated object built from an INI file, the environment and overrides.
+
+Precedence, highest first: keyword overrides, ``QQGATE_<KEY>`` environment variables, the
+``[qqgate]`` section of the INI file, then defaults. Secrets can therefore live in the environment
+(a systemd EnvironmentFile, a container secret) and never in a file.
+
+Validation collects every problem before raising, so an operator fixes a config in one go.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+SECTION = "qqgate"
+ENV_PREFIX = "QQGATE_"
+MIN_SECRET_LENGTH = 32
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. ``problems`` lists ``(key, what is wrong)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {key}: {message}" for key, message in problems)
+        super().__init__(f"invalid qqgate configuration:\n{lines}")
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.problems]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_id: str
+    app_key: str = field(repr=False)
+    redirect_uri: str
+    secret_keys: tuple[str, ...] = field(repr=False)
+    prefix: str = "/_qqgate"
+    qq_base_url: str = "https://graph.qq.com"
+    scope: str = "get_user_info"
+    timeout: float = 5.0
+    session_max_age: int = 7 * 86400
+    cookie_name: str = "qqgate"
+    cookie_secure: bool = True
+    cookie_samesite: str = "lax"
+    cookie_domain: str | None = None
+    public_paths: tuple[str, ...] = ()
+    allowed_openids: frozenset[str] = frozenset()
+    openid_header: str = "X-QQ-OpenID"
+    nickname_header: str = "X-QQ-Nickname"
+    unionid_header: str = "X-QQ-UnionID"
+    unionid: bool = False
+
+    @property
+    def state_cookie_name(self) -> str:
+        return f"{self.cookie_name}_state"
+
+    @property
+    def identity_headers(self) -> tuple[str, ...]:
+        return (self.openid_header, self.nickname_header, self.unionid_header)
+
+
+# --- value parsers: each returns the parsed value or raises ValueError with a readable reason ---
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(raw.replace(",", " ").split())
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 120:
+        raise ValueError("must be between 0 and 120 seconds")
+    return value
+
+
+def _duration(raw: str) -> int:
+    match = _DURATION.match(raw.strip().lower())
+    if not match:
+        raise ValueError(f"expected seconds or a number with s/m/h/d, got {raw!r}")
+    value = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "app_id": _text,
+    "app_key": _text,
+    "redirect_uri": _text,
+    "secret_key": _words,
+    "prefix": _text,
+    "qq_base_url": _text,
+    "scope": _text,
+    "timeout": _seconds,
+    "session_max_age": _duration,
+    "cookie_name": _text,
+    "cookie_secure": _boolean,
+    "cookie_samesite": lambda raw: raw.strip().lower(),
+    "cookie_domain": lambda raw: raw.strip().lstrip(".").lower() or None,
+    "public_paths": _words,
+    "allowed_openids": lambda raw: frozenset(_words(raw)),
+    "openid_header": _text,
+    "nickname_header": _text,
+    "unionid_header": _text,
+    "unionid": _boolean,
+}
+KEYS = tuple(_PARSERS)
+_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+REQUIRED = ("app_id", "app_key", "redirect_uri", "secret_key")
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build validated :class:`Settings` from an INI file, ``QQGATE_*`` variables and overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw.update(read_ini(path))
+    raw.update(read_environ(os.environ))
+    raw.update(overrides)
+    return settings_from_mapping(raw)
+
+
+def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except OSError as exc:
+        raise ConfigError(
+            [("config file", f"cannot read {os.fspath(path)!r}: {exc.strerror}")]
+        ) from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        problem = f"{os.fspath(path)!r} is not a valid INI file: {type(exc).__name__}"
+        raise ConfigError([("config file", problem)]) from None
+    if not parser.has_section(SECTION):
+        raise ConfigError([("config file", f"{os.fspath(path)!r} has no [{SECTION}] section")])
+    return dict(parser.items(SECTION))
+
+
+def read_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in _PARSERS
+    }
+
+
+def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
+    """Parse and validate a mapping of key -> str (or already-typed) values."""
+    problems: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _PARSERS:
+            problems.append((key, "unknown key"))
+            continue
+        if value is None or value == "":
+            continue
+        try:
+            values[key] = _PARSERS[key](value) if isinstance(value, str) else value
+        except ValueError as exc:
+            problems.append((key, str(exc)))
+    problems += [(key, "missing (required)") for key in REQUIRED if not values.get(key)]
+    if problems:
+        raise ConfigError(problems)
+    _normalise(values)
+    problems = _validate(values)
+    if problems:
+        raise ConfigError(problems)
+    values["secret_keys"] = tuple(values.pop("secret_key"))
+    return Settings(**values)
+
+
+def _normalise(values: dict[str, Any]) -> None:
+    if "prefix" in values:
+        values["prefix"] = "/" + values["prefix"].strip("/")
+    if "qq_base_url" in values:
+        values["qq_base_url"] = values["qq_base_url"].rstrip("/")
+    for key in ("public_paths", "allowed_openids", "secret_key"):
+        if isinstance(values.get(key), str):
+            values[key] = _PARSERS[key](values[key])
+
+
+def _validate(values: dict[str, Any]) -> list[tuple[str, str]]:
+    merged = {**_DEFAULTS, **values}
+    problems: list[tuple[str, str]] = []
+    for check in _CHECKS:
+        problems += check(merged, values)
+    return problems
+
+
+def _check_app(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    if not str(merged["app_id"]).isdigit():
+        return [("app_id", "must be the numeric APP ID from QQ Connect")]
+    return []
+
+
+def _check_secret(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = values["secret_key"]
+    short = [index for index, key in enumerate(keys, 1) if len(key) < MIN_SECRET_LENGTH]
+    if short:
+        return [("secret_key", f"key #{short[0]} is shorter than {MIN_SECRET_LENGTH} characters")]
+    return []
+
+
+def _check_prefix(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    prefix = merged["prefix"]
+    if prefix == "/" or not re.fullmatch(r"(/[A-Za-z0-9_.~-]+)+", prefix):
+        return [("prefix", "must be a path like /_qqgate (letters, digits, _ . ~ -)")]
+    return []
+
+
+def _check_redirect_uri(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problem = _url_problem(merged["redirect_uri"])
+    if problem:
+        return [("redirect_uri", problem)]
+    parts = urlsplit(merged["redirect_uri"])
+    expected = f"{merged['prefix']}/callback"
+    if parts.path != expected:
+        return [
+            ("redirect_uri", f"path must be {expected} (the gate's callback), got {parts.path!r}")
+        ]
+    if parts.query or parts.fragment:
+        return [("redirect_uri", "must not have a query or a fragment")]
+    return []
+
+
+def _check_base_url(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problem = _url_problem(merged["qq_base_url"])
+    return [("qq_base_url", problem)] if problem else []
+
+
+def _check_cookie(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    if not _COOKIE_NAME.match(merged["cookie_name"]):
+        problems.append(("cookie_name", "may only use letters, digits, _ . -"))
+    if merged["cookie_samesite"] not in ("lax", "strict", "none"):
+        problems.append(("cookie_samesite", "must be lax, strict or none"))
+    elif merged["cookie_samesite"] == "none" and not merged["cookie_secure"]:
+        problems.append(
+            ("cookie_samesite", "none requires cookie_secure = true (browsers refuse it)")
+        )
+    domain = merged["cookie_domain"]
+    if domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain):
+        problems.append(("cookie_domain", f"not a host name: {domain!r}"))
+    return problems
+
+
+def _check_paths_and_names(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for path in merged["public_paths"]:
+        if not path.startswith("/") or path == "/":
+            problems.append(("public_paths", f"{path!r}: each entry must be a path below /"))
+    for openid in merged["allowed_openids"]:
+        if not _OPENID.match(openid):
+            problems.append(("allowed_openids", f"{openid!r} is not an openid"))
+    for key in ("openid_header", "nickname_header", "unionid_header"):
+        if not _HEADER_NAME.match(merged[key]):
+            problems.append((key, f"{merged[key]!r} is not a header name"))
+    if not re.fullmatch(r"[A-Za-z0-9_,]+", merged["scope"]):
+        problems.append(("scope", "must be comma-separated API names such as get_user_info"))
+    return problems
+
+
+_CHECKS = (
+    _check_app,
+    _check_secret,
+    _check_prefix,
+    _check_redirect_uri,
+    _check_base_url,
+    _check_cookie,
+    _check_paths_and_names,
+)
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"not a valid URL: {url!r}"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"must be an absolute http(s) URL, got {url!r}"
+    if parts.scheme == "http" and not is_loopback(host):
+        return (
+            "plain http is only allowed for a loopback host (127.0.0.1, ::1, localhost): use https"
+        )
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,58 @@
+"""Small, total helpers for reading a WSGI environ: bad input gives None or a default, never an
+error."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs
+
+MAX_QUERY_LENGTH = 8192
+MAX_QUERY_FIELDS = 64
+_MOBILE = re.compile(r"Mobile|Android|iPhone|iPod|iPad|Windows Phone|HarmonyOS|MQQBrowser")
+
+
+def query_params(environ: dict) -> dict[str, list[str]] | None:
+    """The decoded query parameters, or None when the query string is oversized or unparseable."""
+    raw = environ.get("QUERY_STRING", "")
+    if len(raw) > MAX_QUERY_LENGTH:
+        return None
+    # PEP 3333 hands us the raw bytes as latin-1; undo that before percent-decoding as UTF-8.
+    text = raw.encode("latin-1", "replace").decode("utf-8", "replace")
+    try:
+        return parse_qs(
+            text, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS, errors="replace"
+        )
+    except ValueError:
+        return None
+
+
+def single(params: dict[str, list[str]], name: str) -> str | None:
+    """The one value of ``name``; None when absent. Raises ValueError when it is given twice."""
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValueError(f"{name} given more than once")
+    return values[0]
+
+
+def environ_key(header: str) -> str:
+    """The environ key of a request header: ``X-QQ-OpenID`` -> ``HTTP_X_QQ_OPENID``."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def wants_html(environ: dict) -> bool:
+    """A browser navigating (GET/HEAD, accepts HTML, not an XHR) rather than an API client."""
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        return False
+    if environ.get("HTTP_X_REQUESTED_WITH", "").lower() == "xmlhttprequest":
+        return False
+    return "text/html" in environ.get("HTTP_ACCEPT", "")
+
+
+def is_mobile(environ: dict) -> bool:
+    return bool(_MOBILE.search(environ.get("HTTP_USER_AGENT", "")))
+
+
+def client_address(environ: dict) -> str:
+    return environ.get("REMOTE_ADDR", "-")

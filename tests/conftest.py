@@ -1,0 +1,84 @@
+"""Shared fixtures: settings, an adjustable clock, and loopback servers started and stopped by tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+
+from qqgate.config import Settings, settings_from_mapping
+
+APP_ID = "101000001"
+APP_KEY = "test-app-key-not-a-real-secret-0001"
+SECRET = "s" * 40
+OTHER_SECRET = "o" * 40
+
+
+def make_settings(**overrides: str) -> Settings:
+    raw = {
+        "app_id": APP_ID,
+        "app_key": APP_KEY,
+        "secret_key": SECRET,
+        "redirect_uri": "https://app.example.com/_qqgate/callback",
+        "public_paths": "/static/ /healthz",
+    }
+    raw.update(overrides)
+    return settings_from_mapping(raw)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A WSGI app served on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app) -> None:
+        self.server = make_server("127.0.0.1", 0, app, _ThreadingServer, _QuietHandler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def loopback() -> Iterator[type[LoopbackServer]]:
+    yield LoopbackServer
