@@ -66,6 +66,16 @@ class Settings:
     nickname_header: str = "X-QQ-Nickname"
     unionid_header: str = "X-QQ-UnionID"
     unionid: bool = False
+    # proxy mode (qqgate.proxy)
+    upstream: str | None = None
+    upstream_timeout: float = 60.0
+    preserve_host: bool = True
+    # what visitors see (qqgate.pages)
+    site_name: str = ""
+    sign_in_page: bool = False
+    language: str = "auto"
+    templates_dir: str | None = None
+    log_format: str = "text"
 
     @property
     def state_cookie_name(self) -> str:
@@ -96,14 +106,27 @@ def _boolean(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 120:
-        raise ValueError("must be between 0 and 120 seconds")
-    return value
+def _seconds_up_to(limit: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+        if not 0 < value <= limit:
+            raise ValueError(f"must be more than 0 and at most {limit:g} seconds")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
 
 
 def _duration(raw: str) -> int:
@@ -124,11 +147,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "prefix": _text,
     "qq_base_url": _text,
     "scope": _text,
-    "timeout": _seconds,
+    "timeout": _seconds_up_to(120),
     "session_max_age": _duration,
     "cookie_name": _text,
     "cookie_secure": _boolean,
-    "cookie_samesite": lambda raw: raw.strip().lower(),
+    "cookie_samesite": _choice("lax", "strict", "none"),
     "cookie_domain": lambda raw: raw.strip().lstrip(".").lower() or None,
     "public_paths": _words,
     "allowed_openids": lambda raw: frozenset(_words(raw)),
@@ -136,6 +159,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "nickname_header": _text,
     "unionid_header": _text,
     "unionid": _boolean,
+    "upstream": lambda raw: raw.strip().rstrip("/") or None,
+    "upstream_timeout": _seconds_up_to(3600),
+    "preserve_host": _boolean,
+    "site_name": _text,
+    "sign_in_page": _boolean,
+    "language": _choice("auto", "zh", "en"),
+    "templates_dir": lambda raw: raw.strip() or None,
+    "log_format": _choice("text", "json"),
 }
 KEYS = tuple(_PARSERS)
 _DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
@@ -265,9 +296,7 @@ def _check_cookie(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[
     problems = []
     if not _COOKIE_NAME.match(merged["cookie_name"]):
         problems.append(("cookie_name", "may only use letters, digits, _ . -"))
-    if merged["cookie_samesite"] not in ("lax", "strict", "none"):
-        problems.append(("cookie_samesite", "must be lax, strict or none"))
-    elif merged["cookie_samesite"] == "none" and not merged["cookie_secure"]:
+    if merged["cookie_samesite"] == "none" and not merged["cookie_secure"]:
         problems.append(
             ("cookie_samesite", "none requires cookie_secure = true (browsers refuse it)")
         )
@@ -293,6 +322,31 @@ def _check_paths_and_names(merged: dict[str, Any], values: dict[str, Any]) -> li
     return problems
 
 
+def _check_upstream(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    upstream = merged["upstream"]
+    if upstream is None:
+        return []
+    try:
+        parts = urlsplit(upstream)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return [("upstream", f"not a valid URL: {upstream!r}")]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            ("upstream", f"must be an http(s) URL like http://127.0.0.1:8080, got {upstream!r}")
+        ]
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return [("upstream", "must be scheme://host[:port] only (no path, query or user)")]
+    return []
+
+
+def _check_templates(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    directory = merged["templates_dir"]
+    if directory and not Path(directory).is_dir():
+        return [("templates_dir", f"{directory!r} is not a directory")]
+    return []
+
+
 _CHECKS = (
     _check_app,
     _check_secret,
@@ -301,6 +355,8 @@ _CHECKS = (
     _check_base_url,
     _check_cookie,
     _check_paths_and_names,
+    _check_upstream,
+    _check_templates,
 )
 
 

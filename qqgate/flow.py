@@ -20,6 +20,7 @@ from webob.exc import HTTPFound
 from . import wsgiutil
 from .config import Settings
 from .cookies import cookie_values, set_cookie
+from .headers import IdentityHeaders
 from .pages import html_page, json_response
 from .qq import QQClient, QQError, QQUnavailable
 from .redirects import request_target, safe_next
@@ -43,12 +44,14 @@ class SignInRoutes:
         settings: Settings,
         sessions: SessionCodec,
         identify: Identify,
+        identity_headers: IdentityHeaders,
         qq: QQClient,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.identify = identify
+        self.identity_headers = identity_headers
         self.qq = qq
         self.states = StateCodec(settings.secret_keys, clock)
         self.clock = clock
@@ -57,6 +60,7 @@ class SignInRoutes:
             "/callback": self.callback,
             "/logout": self.logout,
             "/userinfo": self.userinfo,
+            "/auth": self.auth,
             "/ping": self.ping,
         }
 
@@ -83,6 +87,10 @@ class SignInRoutes:
         else:
             response = json_response(401, {"error": "login_required", "login_url": login_url})
         return response(environ, start_response)
+
+    def allowed(self, identity: Identity) -> bool:
+        allowed = self.settings.allowed_openids
+        return not allowed or identity.openid in allowed
 
     def forbidden(self, environ: dict, identity: Identity) -> Response:
         log.warning(
@@ -151,6 +159,19 @@ class SignInRoutes:
             return json_response(401, {"error": "login_required", "login_url": login_url})
         return json_response(200, identity.as_json())
 
+    def auth(self, environ: dict) -> Response:
+        """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
+        identity = self.identify(environ)
+        if identity is None:
+            response = Response(status=401)
+        elif not self.allowed(identity):
+            response = Response(status=403)
+        else:
+            response = Response(status=202)
+            response.headerlist.extend(self.identity_headers.headers(identity))
+        response.headerlist.append(("Cache-Control", "no-store"))
+        return response
+
     def ping(self, environ: dict) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
         response.headerlist.append(("Cache-Control", "no-store"))
@@ -196,7 +217,6 @@ class SignInRoutes:
             profile = self.qq.sign_in(code)
         except QQError as exc:
             return self._qq_failed(environ, exc, entry.next_url)
-        allowed = self.settings.allowed_openids
         identity = Identity(
             profile.openid,
             profile.nickname,
@@ -204,7 +224,7 @@ class SignInRoutes:
             profile.unionid if self.settings.unionid else None,
             int(self.clock()),
         )
-        if allowed and profile.openid not in allowed:
+        if not self.allowed(identity):
             return self.forbidden(environ, identity)
         log.info("sign-in ok openid=%s client=%s", profile.openid, wsgiutil.client_address(environ))
         response = HTTPFound(location=entry.next_url)

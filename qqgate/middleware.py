@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import quote
 
 from .config import Settings
 from .cookies import cookie_values
 from .flow import SignInRoutes
+from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
 from .session import Identity, SessionCodec
-from .wsgiutil import environ_key
-
-IDENTITY_KEY = "qqgate.identity"
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -45,6 +42,7 @@ class QQGate:
         self.app = app
         self.settings = settings
         self.sessions = SessionCodec(settings.secret_keys, settings.session_max_age, clock)
+        self.identity_headers = IdentityHeaders(settings)
         qq_client = qq_client or QQClient(
             app_id=settings.app_id,
             app_key=settings.app_key,
@@ -53,23 +51,15 @@ class QQGate:
             timeout=settings.timeout,
             want_unionid=settings.unionid,
         )
-        self.routes = SignInRoutes(settings, self.sessions, self.identify, qq_client, clock)
+        self.routes = SignInRoutes(
+            settings, self.sessions, self.identify, self.identity_headers, qq_client, clock
+        )
         self.public_paths = PublicPaths(settings.public_paths)
-        self._untrusted = (
-            *(environ_key(name) for name in settings.identity_headers),
-            "HTTP_REMOTE_USER",
-            "REMOTE_USER",
-            IDENTITY_KEY,
-        )
-        self._openid_key, self._nickname_key, self._unionid_key = (
-            environ_key(name) for name in settings.identity_headers
-        )
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        for key in self._untrusted:
-            environ.pop(key, None)
+        self.identity_headers.strip(environ)
         path = environ.get("PATH_INFO", "")
         if path.startswith(self._route_prefix) or path == self._prefix:
             return self.routes(environ, start_response)
@@ -78,10 +68,9 @@ class QQGate:
             if path in self.public_paths:
                 return self.app(environ, start_response)
             return self.routes.challenge(environ, start_response)
-        allowed = self.settings.allowed_openids
-        if allowed and identity.openid not in allowed:
+        if not self.routes.allowed(identity):
             return self.routes.forbidden(environ, identity)(environ, start_response)
-        environ.update(self.identity_environ(identity))
+        environ.update(self.identity_headers.environ(identity))
         return self.app(environ, start_response)
 
     def identify(self, environ: dict) -> Identity | None:
@@ -92,16 +81,3 @@ class QQGate:
             if identity is not None:
                 return identity
         return None
-
-    def identity_environ(self, identity: Identity) -> dict[str, object]:
-        """The environ entries that carry ``identity`` to the app."""
-        extra: dict[str, object] = {
-            self._openid_key: identity.openid,
-            # Header values are latin-1 (PEP 3333); nicknames are Chinese, emoji, even CR/LF.
-            self._nickname_key: quote(identity.nickname, safe=""),
-            "REMOTE_USER": identity.openid,
-            IDENTITY_KEY: identity,
-        }
-        if self.settings.unionid and identity.unionid:
-            extra[self._unionid_key] = identity.unionid
-        return extra

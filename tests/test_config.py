@@ -147,7 +147,7 @@ def test_every_problem_is_reported_at_once() -> None:
             "loopback",
             id="base-url-plain-http",
         ),
-        pytest.param({"timeout": "0"}, "timeout", "between", id="zero-timeout"),
+        pytest.param({"timeout": "0"}, "timeout", "more than 0", id="zero-timeout"),
         pytest.param({"timeout": "soon"}, "timeout", "number", id="timeout-not-number"),
         pytest.param(
             {"session_max_age": "forever"}, "session_max_age", "seconds", id="bad-duration"
@@ -157,7 +157,7 @@ def test_every_problem_is_reported_at_once() -> None:
         pytest.param(
             {"cookie_samesite": "loose"},
             "cookie_samesite",
-            "lax, strict or none",
+            "lax, strict, none",
             id="bad-samesite",
         ),
         pytest.param(
@@ -183,6 +183,26 @@ def test_every_problem_is_reported_at_once() -> None:
         pytest.param({"openid_header": "X QQ"}, "openid_header", "header name", id="bad-header"),
         pytest.param({"scope": "get_user_info; drop"}, "scope", "comma-separated", id="bad-scope"),
         pytest.param({"app_secret": "x"}, "app_secret", "unknown key", id="typo-key"),
+        pytest.param(
+            {"upstream": "127.0.0.1:8080"}, "upstream", "http(s) URL", id="upstream-no-scheme"
+        ),
+        pytest.param(
+            {"upstream": "http://127.0.0.1:8080/app"}, "upstream", "no path", id="upstream-path"
+        ),
+        pytest.param(
+            {"upstream": "http://127.0.0.1:99999"}, "upstream", "valid URL", id="upstream-bad-port"
+        ),
+        pytest.param(
+            {"upstream_timeout": "7200"}, "upstream_timeout", "at most 3600", id="upstream-timeout"
+        ),
+        pytest.param({"language": "fr"}, "language", "auto, zh, en", id="bad-language"),
+        pytest.param({"log_format": "xml"}, "log_format", "text, json", id="bad-log-format"),
+        pytest.param(
+            {"templates_dir": "/no/such/dir"},
+            "templates_dir",
+            "not a directory",
+            id="missing-templates",
+        ),
     ],
 )
 def test_bad_config_names_the_key(overrides, key, fragment) -> None:
@@ -234,3 +254,12 @@ def test_example_file_documents_every_key() -> None:
     text = (Path(__file__).parent.parent / "gate.ini.example").read_text(encoding="utf-8")
     for key in KEYS:
         assert f"\n{key} =" in text, key
+
+
+def test_proxy_keys() -> None:
+    settings = make_settings(
+        upstream="http://127.0.0.1:8080/", upstream_timeout="30", preserve_host="false"
+    )
+    assert settings.upstream == "http://127.0.0.1:8080"
+    assert settings.upstream_timeout == 30.0 and settings.preserve_host is False
+    assert make_settings().upstream is None

@@ -504,3 +504,30 @@ def test_gate_pages_are_never_cached_and_forbid_framing(h) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+# --- auth (for nginx auth_request) ---------------------------------------------------------------
+
+
+def test_auth_answers_202_with_identity_headers() -> None:
+    h = Harness(unionid="true")
+    response = h.get(
+        "/_qqgate/auth", cookie=f"qqgate={h.session_cookie(unionid='UID9')}", extra_environ=SPOOFS
+    )
+    assert response.status_int == 202
+    assert response.headers["X-QQ-OpenID"] == OPENID
+    assert unquote(response.headers["X-QQ-Nickname"]) == NICK
+    assert response.headers["X-QQ-UnionID"] == "UID9"
+
+
+@pytest.mark.parametrize("headers", [pytest.param(HTML, id="browser"), pytest.param({}, id="api")])
+def test_auth_answers_401_never_a_redirect(h, headers) -> None:
+    response = h.get("/_qqgate/auth", headers=dict(headers), extra_environ=SPOOFS)
+    assert response.status_int == 401 and "Location" not in response.headers
+    assert "X-QQ-OpenID" not in response.headers
+
+
+def test_auth_answers_403_for_users_not_allowed() -> None:
+    h = Harness(allowed_openids="F" * 32)
+    response = h.get("/_qqgate/auth", cookie=f"qqgate={h.session_cookie()}")
+    assert response.status_int == 403 and "X-QQ-OpenID" not in response.headers
