@@ -1,8 +1,9 @@
-"""The ``qqgate`` command: ``demo`` and ``check``."""
+"""The ``qqgate`` command: ``demo``, ``check`` and ``serve``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,13 +42,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a gate.ini and print a summary without secrets"
     )
     check.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
+    serve = commands.add_parser("serve", help="run the gate under gunicorn")
+    serve.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
+    serve.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve_gate(args.config, args.bind, args.workers)
     if args.command == "demo":
         from .demo import run_demo
 
         run_demo(args.port)
         return 0
     return check_config(args.config)
+
+
+def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
+    """Validate the config, then replace this process with gunicorn (signals go straight to it)."""
+    try:
+        load_settings(path)
+    except ConfigError as exc:
+        print(f"qqgate: cannot start: {exc}", file=sys.stderr)
+        return 1
+    os.environ["QQGATE_CONFIG"] = os.path.abspath(path)
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:qqgate.gunicorn_conf"]
+    if bind:
+        args += ["--bind", bind]
+    if workers:
+        args += ["--workers", str(workers)]
+    os.execv(sys.executable, args)  # noqa: S606 - our own interpreter, fixed arguments
 
 
 def check_config(path: str) -> int:

@@ -164,11 +164,17 @@ class SignInRoutes:
         identity = self.identify(environ)
         if identity is None:
             response = Response(status=401)
+            if wsgiutil.wants_html(environ):
+                # Where nginx should send a browser. X-Original-URI only picks the return path,
+                # which safe_next() confines to this site: it decides nothing about access.
+                target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
+                response.headers["X-QQGate-Login"] = self.url(environ, "/login", target)
         elif not self.allowed(identity):
             response = Response(status=403)
         else:
             response = Response(status=202)
             response.headerlist.extend(self.identity_headers.headers(identity))
+            environ["REMOTE_USER"] = identity.openid  # for the access log
         response.headerlist.append(("Cache-Control", "no-store"))
         return response
 

@@ -82,3 +82,17 @@ class LoopbackServer:
 @pytest.fixture
 def loopback() -> Iterator[type[LoopbackServer]]:
     yield LoopbackServer
+
+
+FAKE_APP_ID = "101000001"
+FAKE_APP_KEY = "e2e-app-key-not-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def provider():
+    """The development provider under a real gunicorn, for the whole test session."""
+    from .servers import Gunicorn
+
+    env = {"FAKEQQ_APP_ID": FAKE_APP_ID, "FAKEQQ_APP_KEY": FAKE_APP_KEY}
+    with Gunicorn("qqgate.fakeqq:create_app()", env, workers=1, threads=8) as server:
+        yield server

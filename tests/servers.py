@@ -11,7 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import gunicorn
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# gunicorn >= 27 opens a control socket in ~/.gunicorn shared by all instances: not for tests.
+_NO_CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
 
 
 def free_port() -> int:

@@ -12,18 +12,11 @@ import requests
 
 from qqgate.fakeqq import openid_for
 
+from .conftest import FAKE_APP_ID as APP_ID
+from .conftest import FAKE_APP_KEY as APP_KEY
 from .servers import ROOT, Gunicorn, free_port, free_port_pair, wait_for_port
 
-APP_ID = "101000001"
-APP_KEY = "e2e-app-key-not-secret-0123456789"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
-
-
-@pytest.fixture(scope="module")
-def provider():
-    env = {"FAKEQQ_APP_ID": APP_ID, "FAKEQQ_APP_KEY": APP_KEY}
-    with Gunicorn("qqgate.fakeqq:create_app()", env, workers=1, threads=8) as server:
-        yield server
 
 
 def gate_env(port: int, provider_port: int, **extra: str) -> dict[str, str]:

@@ -1,0 +1,40 @@
+"""gunicorn settings for the gate: ``gunicorn -c python:qqgate.gunicorn_conf`` (what
+``qqgate serve`` runs) or ``gunicorn -c deploy/gunicorn.conf.py``. Tunable through the environment:
+
+QQGATE_CONFIG (the gate.ini), QQGATE_BIND (default 127.0.0.1:8000), QQGATE_WORKERS (default: CPU
+count), QQGATE_THREADS (default 8), QQGATE_FORWARDED_ALLOW_IPS (the proxies trusted to set
+X-Forwarded-Proto, default 127.0.0.1,::1).
+"""
+
+import os
+import sys
+
+from qqgate.config import ConfigError, load_settings
+
+wsgi_app = "qqgate.wsgi:application"
+bind = os.environ.get("QQGATE_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("QQGATE_WORKERS") or os.cpu_count() or 1)
+# Threads: a proxied request mostly waits on the upstream, so a few threads per worker pay off.
+worker_class = "gthread"
+threads = int(os.environ.get("QQGATE_THREADS", "8"))
+# Longer than the default upstream_timeout (60 s), so a slow upstream gets our 504, not a kill.
+timeout = 90
+graceful_timeout = 20
+keepalive = 5
+forwarded_allow_ips = os.environ.get("QQGATE_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = "-"
+# {remote_user}e is the environ after the gate ran: the openid of a signed-in user, never a value
+# the client sent (the gate removed that). Request headers (%({...}i)s) would be client-chosen.
+access_log_format = '%(h)s %({remote_user}e)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+# gunicorn >= 27 opens a control socket in ~/.gunicorn, shared by every instance of the user.
+control_socket_disable = True
+
+
+def on_starting(server) -> None:
+    """Refuse to start with a missing or bad config, with a message instead of a traceback."""
+    path = os.environ.get("QQGATE_CONFIG") or "gate.ini"
+    try:
+        load_settings(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"qqgate: cannot start: {exc}\n")
+        sys.exit(1)

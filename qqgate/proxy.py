@@ -1,0 +1,277 @@
+"""``UpstreamProxy``: a streaming reverse proxy, the WSGI app the gate wraps in proxy mode.
+
+It talks to one upstream through a pool of keep-alive connections (urllib3, requests' own
+transport, without requests' cookie jar: a shared jar would replay one user's cookies on another
+user's request). Bodies stream both ways in large chunks, so a multi-GB upload or download keeps
+memory flat. What it forwards, and what not:
+
+- method, the raw path as the client sent it (not re-encoded), query and body;
+- every end-to-end header; never hop-by-hop ones (``Connection`` and what it names, ``Keep-Alive``,
+  ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Proxy-*``), in either direction;
+- the identity headers the gate set (client-sent ones were already removed by the gate);
+- the client's cookies minus the gate's own: an upstream that logs cookies cannot replay a session;
+- ``X-Forwarded-For`` (appended), ``-Proto`` and ``-Host``.
+
+Every ``Set-Cookie`` stays a header of its own, redirects are passed to the client rather than
+followed, and a ``Location`` pointing at the upstream's own address is rewritten to the public one.
+An unreachable upstream gives a 502 page, a slow one a 504, and the gate keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+
+from .pages import html_page
+from .redirects import request_target
+
+log = logging.getLogger("qqgate")
+
+CHUNK_SIZE = 256 * 1024
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set by the server in front of the client (gunicorn) for the response the client gets.
+_RESPONSE_SKIP = HOP_BY_HOP | {"date", "server"}
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class UpstreamProxy:
+    """Forward each request to ``upstream`` (``scheme://host:port``)."""
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        timeout: float = 60.0,
+        preserve_host: bool = True,
+        hidden_cookies: Iterable[str] = (),
+        pool_size: int = 32,
+    ) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = f"{parts.scheme}://{parts.netloc}"
+        self._upstream_host = parts.netloc
+        self._preserve_host = preserve_host
+        self._hidden_cookies = frozenset(hidden_cookies)
+        self._timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
+        self._pool = urllib3.connection_from_url(
+            self.upstream, maxsize=pool_size, block=False, retries=False
+        )
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("HTTP_UPGRADE"):
+            return _upgrade_refused()(environ, start_response)
+        try:
+            upstream_response = self._send(environ)
+        except Exception as exc:  # any failure to reach the app becomes a 502/504 page
+            return self._failed(environ, exc)(environ, start_response)
+        headers = self._response_headers(environ, upstream_response.headers)
+        start_response(_status_line(upstream_response), headers)
+        return _Body(upstream_response)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- request ------------------------------------------------------------------------------
+
+    def _send(self, environ: dict) -> urllib3.BaseHTTPResponse:
+        method = environ["REQUEST_METHOD"]
+        headers = self._request_headers(environ)
+        body, chunked = _request_body(environ)
+        try:
+            return self._urlopen(method, environ, headers, body, chunked)
+        except ProtocolError:
+            # A pooled keep-alive connection the upstream had already closed: safe to retry
+            # once when there is no body to resend.
+            if method not in _REPLAYABLE or body is not None:
+                raise
+            return self._urlopen(method, environ, headers, None, False)
+
+    def _urlopen(self, method, environ, headers, body, chunked) -> urllib3.BaseHTTPResponse:
+        return self._pool.urlopen(
+            method,
+            _raw_target(environ),
+            body=body,
+            headers=headers,
+            chunked=chunked,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=self._timeout,
+            assert_same_host=False,
+        )
+
+    def _request_headers(self, environ: dict) -> dict[str, str]:
+        skip = HOP_BY_HOP | _connection_tokens(environ.get("HTTP_CONNECTION", ""))
+        headers: dict[str, str] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                name = key[5:].replace("_", "-").title()
+                if name.lower() not in skip:
+                    headers[name] = value
+        for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+            if environ.get(key):
+                headers[name] = environ[key]
+        cookie = _without_cookies(headers.pop("Cookie", ""), self._hidden_cookies)
+        if cookie:
+            headers["Cookie"] = cookie
+        client = environ.get("REMOTE_ADDR", "")
+        forwarded_for = headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
+        headers["X-Forwarded-Proto"] = environ.get("wsgi.url_scheme", "http")
+        headers["X-Forwarded-Host"] = environ.get("HTTP_HOST", "")
+        if not self._preserve_host or "Host" not in headers:
+            headers["Host"] = self._upstream_host
+        return headers
+
+    # --- response -----------------------------------------------------------------------------
+
+    def _response_headers(self, environ: dict, upstream_headers) -> list[tuple[str, str]]:
+        skip = _RESPONSE_SKIP | _connection_tokens(upstream_headers.get("Connection", ""))
+        public = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        headers = []
+        for name, value in upstream_headers.items():  # one pair per header line
+            lower = name.lower()
+            if lower in skip:
+                continue
+            if lower == "location" and value.startswith(self.upstream):
+                value = public + value[len(self.upstream) :]
+            headers.append((name, value))
+        return headers
+
+    def _failed(self, environ: dict, exc: Exception):
+        # NewConnectionError (refused) subclasses ConnectTimeoutError in urllib3: test it first.
+        timed_out = not isinstance(exc, NewConnectionError) and isinstance(
+            exc, ReadTimeoutError | ConnectTimeoutError
+        )
+        status = 504 if timed_out else 502
+        reason = "timeout" if timed_out else _failure_reason(exc)
+        log.warning(
+            "upstream failed status=%s reason=%s method=%s path=%s client=%s",
+            status,
+            reason,
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO", "")[:200],
+            environ.get("REMOTE_ADDR", "-"),
+        )
+        if timed_out:
+            return html_page(
+                504,
+                "应用响应超时 / The application timed out",
+                "应用没有及时响应，请稍后再试。\nThe application did not answer in time. "
+                "Please try again.",
+            )
+        return html_page(
+            502,
+            "应用暂不可用 / The application is unavailable",
+            "暂时无法连接应用，请稍后再试。\nThe application could not be reached. "
+            "Please try again shortly.",
+        )
+
+
+class _Body:
+    """The upstream body as a WSGI iterable that returns its connection to the pool when closed."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self._response = response
+        self._complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._response.stream(CHUNK_SIZE, decode_content=False)
+            self._complete = True
+        except HTTPError as exc:
+            # The status line is already sent: all we can do is end the response early.
+            log.warning("upstream body failed reason=%s", _failure_reason(exc))
+
+    def close(self) -> None:
+        if not self._complete:
+            # Unread body left on the connection (the client went away): never reuse it.
+            self._response.close()
+        self._response.release_conn()
+
+
+def _status_line(response: urllib3.BaseHTTPResponse) -> str:
+    reason = response.reason
+    if not reason:
+        try:
+            reason = HTTPStatus(response.status).phrase
+        except ValueError:
+            reason = "Unknown"
+    return f"{response.status} {reason}"
+
+
+def _request_body(environ: dict) -> tuple[object | None, bool]:
+    """What to send as the body: None, the input stream (known length) or chunks (unknown)."""
+    length = environ.get("CONTENT_LENGTH", "")
+    stream = environ["wsgi.input"]
+    if length:
+        return (stream if length != "0" else None), False
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return _chunks(stream), True
+    return None, False
+
+
+def _chunks(stream) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK_SIZE):
+        yield chunk
+
+
+def _raw_target(environ: dict) -> str:
+    """The path and query exactly as the client sent them (gunicorn's RAW_URI), else rebuilt."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and raw.startswith("/") and not raw.startswith("//"):
+        return raw
+    return request_target(environ)
+
+
+def _connection_tokens(value: str) -> frozenset[str]:
+    return frozenset(token.strip().lower() for token in value.split(",") if token.strip())
+
+
+def _without_cookies(header: str, hidden: frozenset[str]) -> str:
+    if not header or not hidden:
+        return header
+    kept = [pair for pair in header.split(";") if pair.split("=", 1)[0].strip() not in hidden]
+    return ";".join(kept).strip()
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, NewConnectionError):
+        return "refused"
+    if isinstance(exc, ProtocolError):
+        return "connection_lost"
+    return type(exc).__name__
+
+
+def _upgrade_refused():
+    return html_page(
+        501,
+        "不支持 WebSocket / WebSocket not supported",
+        "qqgate 的代理模式无法转发协议升级 (WebSocket)。请使用 nginx auth_request 部署方式。\n"
+        "The proxy mode cannot pass protocol upgrades (WebSocket) through WSGI. "
+        "Use the nginx auth_request deployment for such apps.",
+    )

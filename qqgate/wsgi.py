@@ -1,0 +1,76 @@
+"""``qqgate.wsgi:application``: the gate as a standalone process, built from one config file.
+
+The file is named by ``QQGATE_CONFIG`` (default ``./gate.ini``; ``QQGATE_*`` variables still
+override its keys). With ``upstream`` set, the gate wraps a reverse proxy to that app. Without it,
+the gate serves only its own routes under ``{prefix}`` and answers 404 elsewhere: all that the nginx
+``auth_request`` deployment needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+
+from .config import Settings, load_settings
+from .middleware import QQGate
+from .pages import html_page
+from .proxy import UpstreamProxy
+
+DEFAULT_CONFIG = "gate.ini"
+
+
+def config_path() -> str:
+    return os.environ.get("QQGATE_CONFIG") or DEFAULT_CONFIG
+
+
+def build_application(settings: Settings) -> Callable:
+    """The WSGI app for ``settings``: gate + proxy, or the gate's own routes only."""
+    if settings.upstream:
+        proxy = UpstreamProxy(
+            settings.upstream,
+            timeout=settings.upstream_timeout,
+            preserve_host=settings.preserve_host,
+            hidden_cookies=(settings.cookie_name, settings.state_cookie_name),
+        )
+        return QQGate(proxy, settings)
+    return RoutesOnly(QQGate(_not_found, settings))
+
+
+class RoutesOnly:
+    """Pass only ``{prefix}`` requests to the gate; 404 for everything else."""
+
+    def __init__(self, gate: QQGate) -> None:
+        self.gate = gate
+        self._prefix = gate.settings.prefix
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == self._prefix or path.startswith(self._prefix + "/"):
+            return self.gate(environ, start_response)
+        return _not_found(environ, start_response)
+
+
+def _not_found(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    return html_page(404, "404", "没有这个页面。\nNo such page.")(environ, start_response)
+
+
+def configure_logging() -> None:
+    """Send the ``qqgate`` logger's lines to stderr (gunicorn's error log) unless set up already."""
+    logger = logging.getLogger("qqgate")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s [qqgate] %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def __getattr__(name: str) -> Callable:
+    # Built on first access (gunicorn's import of "qqgate.wsgi:application"), not on import, so
+    # that importing this module for its helpers never reads a config file.
+    if name != "application":
+        raise AttributeError(name)
+    configure_logging()
+    app = build_application(load_settings(config_path()))
+    globals()["application"] = app
+    return app

@@ -1,0 +1,290 @@
+"""The deployments as operators run them: `qqgate serve`, gunicorn with deploy/gunicorn.conf.py,
+several gate processes sharing one secret, nginx auth_request, and a PasteDeploy pipeline."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import FAKE_APP_ID, FAKE_APP_KEY
+from .servers import ROOT, Gunicorn, free_port, wait_for_port
+from .test_e2e import HTML, approve
+from .test_proxy import OPENID, SECRET, session_cookie, start_upstream, write_gate_ini
+
+
+def _run_until_ping(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_port(port, process)
+        assert requests.get(f"http://127.0.0.1:{port}/_qqgate/ping", timeout=10).text == "ok\n"
+    except Exception:
+        process.kill()
+        raise
+    return process
+
+
+def _stop(process: subprocess.Popen) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    return process.returncode, output.decode("utf-8", "replace")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QQGATE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return {**env, **extra}
+
+
+def test_qqgate_serve_answers_ping_and_stops_on_sigterm(tmp_path) -> None:
+    port = free_port()
+    config = write_gate_ini(tmp_path, port, None)
+    args = [
+        sys.executable,
+        "-m",
+        "qqgate.cli",
+        "serve",
+        "-c",
+        str(config),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+    ]
+    process = _run_until_ping(args, port, _env())
+    code, output = _stop(process)
+    assert code == 0, output
+    assert "Shutting down" in output or "Handling signal: term" in output
+
+
+def test_gunicorn_with_the_deploy_config_works_the_same(tmp_path) -> None:
+    port = free_port()
+    config = write_gate_ini(tmp_path, port, None)
+    env = _env(QQGATE_CONFIG=str(config), QQGATE_BIND=f"127.0.0.1:{port}", QQGATE_WORKERS="1")
+    args = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")]
+    process = _run_until_ping(args, port, env)
+    requests.get(
+        f"http://127.0.0.1:{port}/_qqgate/auth",
+        headers={"Cookie": f"qqgate={session_cookie()}"},
+        timeout=10,
+    )
+    code, output = _stop(process)
+    assert code == 0, output
+    # The access log names the signed-in user (from the environ the gate set, not a client header).
+    assert f"127.0.0.1 {OPENID} [" in output and '"GET /_qqgate/auth HTTP/1.1" 202' in output
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param(None, "cannot read", id="missing-file"),
+        pytest.param("[qqgate]\napp_id = 1\n", "app_key: missing", id="bad-config"),
+    ],
+)
+def test_bad_config_stops_start_up_with_a_clear_message(tmp_path, content, fragment) -> None:
+    config = tmp_path / "gate.ini"
+    if content is not None:
+        config.write_text(content)
+    for args in (
+        [
+            sys.executable,
+            "-m",
+            "qqgate.cli",
+            "serve",
+            "-c",
+            str(config),
+            "--bind",
+            f"127.0.0.1:{free_port()}",
+        ],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+    ):
+        env = _env(QQGATE_CONFIG=str(config), QQGATE_BIND=f"127.0.0.1:{free_port()}")
+        result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        assert result.returncode != 0
+        assert fragment in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider) -> None:
+    upstream = start_upstream()
+    first_port, second_port = free_port(), free_port()
+    common = {"qq_base_url": f"http://localhost:{provider.port}", "app_key": FAKE_APP_KEY}
+    gates = []
+    try:
+        for port in (first_port, second_port):
+            config = write_gate_ini(tmp_path, port, upstream.url)
+            text = (
+                config.read_text()
+                .replace("app_key = proxy-test-app-key\n", "")
+                .replace("qq_base_url = http://127.0.0.1:9\n", "")
+            )
+            config.write_text(text + "".join(f"{k} = {v}\n" for k, v in common.items()))
+            gates.append(
+                Gunicorn(
+                    "qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=port
+                ).start()
+            )
+        browser = requests.Session()
+        consent = browser.get(f"http://127.0.0.1:{first_port}/echo", headers=HTML, timeout=10)
+        page = approve(browser, consent, "alice")
+        assert page.status_code == 200 and page.url == f"http://127.0.0.1:{first_port}/echo"
+        # Cookies ignore ports: the browser sends the session to the second process, which knows it.
+        seen = browser.get(f"http://127.0.0.1:{second_port}/echo", timeout=10).json()
+        from qqgate.fakeqq import openid_for
+
+        assert seen["headers"]["x-qq-openid"] == openid_for(FAKE_APP_ID, "alice")
+    finally:
+        for gate in gates:
+            gate.stop()
+        upstream.stop()
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{server}
+}}
+"""
+
+
+def _nginx_server_block(listen: int, gate: int, upstream: int) -> str:
+    template = (ROOT / "deploy" / "nginx-auth-request.conf").read_text()
+    block = template.split("# --- test-begin ---")[1].split("# --- test-end ---")[0]
+    block = block.replace("127.0.0.1:8000", f"127.0.0.1:{gate}").replace(
+        "127.0.0.1:8080", f"127.0.0.1:{upstream}"
+    )
+    return f"server {{\n    listen 127.0.0.1:{listen};\n{block}\n}}"
+
+
+@pytest.fixture
+def nginx_binary() -> str:
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if binary is None:
+        pytest.skip(
+            "nginx is not installed and could not be installed (.ci/run installs it from Debian)"
+        )
+    return binary
+
+
+def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None:
+    listen, gate_port = free_port(), free_port()
+    upstream = start_upstream()
+    config = write_gate_ini(tmp_path, listen, None)
+    text = config.read_text().replace(
+        "app_key = proxy-test-app-key\n", f"app_key = {FAKE_APP_KEY}\n"
+    )
+    config.write_text(
+        text.replace(
+            "qq_base_url = http://127.0.0.1:9", f"qq_base_url = http://localhost:{provider.port}"
+        )
+    )
+    gate = Gunicorn(
+        "qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=gate_port
+    ).start()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            tmp=tmp_path, server=_nginx_server_block(listen, gate_port, upstream.port)
+        )
+    )
+    nginx = subprocess.Popen(
+        [nginx_binary, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{listen}"
+    try:
+        wait_for_port(listen, nginx)
+        anonymous = requests.get(
+            f"{base}/echo?a=1&b=2", headers=HTML, allow_redirects=False, timeout=10
+        )
+        assert anonymous.status_code == 302
+        assert anonymous.headers["Location"].endswith("/_qqgate/login?next=%2Fecho%3Fa%3D1%26b%3D2")
+        api = requests.get(
+            f"{base}/echo",
+            headers={"Accept": "application/json"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert api.status_code == 401
+
+        spoof = {
+            "X-QQ-OpenID": "SPOOFED",
+            "X-QQ_OpenID": "SPOOFED",
+            "Cookie": f"qqgate={session_cookie()}",
+        }
+        seen = requests.get(f"{base}/echo", headers=spoof, timeout=10).json()
+        assert seen["headers"]["x-qq-openid"] == OPENID
+        assert seen["headers"]["x-qq-nickname"] == "%E5%B0%8F%E6%98%8E%F0%9F%90%A7"
+        assert "SPOOFED" not in str(seen)
+
+        browser = requests.Session()
+        consent = browser.get(f"{base}/echo?from=nginx", headers=HTML, timeout=10)
+        page = approve(browser, consent, "xiaoming")
+        assert page.status_code == 200 and page.url == f"{base}/echo?from=nginx"
+        from qqgate.fakeqq import openid_for
+
+        assert page.json()["headers"]["x-qq-openid"] == openid_for(FAKE_APP_ID, "xiaoming")
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=10)
+        gate.stop()
+        upstream.stop()
+
+
+def test_paste_deploy_filter(tmp_path) -> None:
+    loadapp = pytest.importorskip("paste.deploy").loadapp
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        textwrap.dedent(
+            f"""
+            [pipeline:main]
+            pipeline = qqgate app
+
+            [filter:qqgate]
+            use = egg:qqgate
+            app_id = 101000001
+            app_key = paste-app-key
+            secret_key = {SECRET}
+            redirect_uri = https://app.example.com/_qqgate/callback
+
+            [app:app]
+            paste.app_factory = tests.test_deploy:make_echo_app
+            """
+        )
+    )
+    from webtest import TestApp
+
+    app = TestApp(loadapp(f"config:{ini}"))
+    assert (
+        app.get("/x", headers={"Accept": "application/json"}, expect_errors=True).status_int == 401
+    )
+    seen = app.get("/x", headers={"Cookie": f"qqgate={session_cookie()}", "X-QQ-OpenID": "SPOOFED"})
+    assert seen.text == OPENID
+
+
+def make_echo_app(global_conf, **local_conf):
+    def echo(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ.get("HTTP_X_QQ_OPENID", "").encode()]
+
+    return echo

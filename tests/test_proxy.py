@@ -1,0 +1,284 @@
+"""Proxy mode over real sockets: an upstream under gunicorn, the gate (qqgate.wsgi) under gunicorn
+in front of it, and clients that speak HTTP to the gate."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from qqgate.session import Identity, SessionCodec
+
+from .servers import Gunicorn, free_port
+
+SECRET = "proxy-test-secret-0123456789-0123456789"
+OPENID = "0123456789ABCDEF0123456789ABCDEF"
+NICK = "小明🐧"
+MiB = 1024 * 1024
+
+
+def session_cookie(openid: str = OPENID) -> str:
+    codec = SessionCodec([SECRET], 3600)
+    return codec.dumps(Identity(openid, NICK, "", None, int(time.time())))
+
+
+def write_gate_ini(directory: Path, gate_port: int, upstream: str | None, **extra: str) -> Path:
+    lines = [
+        "[qqgate]",
+        "app_id = 101000001",
+        "app_key = proxy-test-app-key",
+        f"secret_key = {SECRET}",
+        f"redirect_uri = http://127.0.0.1:{gate_port}/_qqgate/callback",
+        "qq_base_url = http://127.0.0.1:9",
+        "cookie_secure = false",
+        "public_paths = /public/",
+    ]
+    if upstream:
+        lines.append(f"upstream = {upstream}")
+    lines += [f"{key} = {value}" for key, value in extra.items()]
+    path = directory / f"gate-{gate_port}.ini"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def start_upstream(port: int | None = None) -> Gunicorn:
+    port = port or free_port()
+    env = {"UPSTREAM_SELF": f"http://127.0.0.1:{port}"}
+    return Gunicorn("tests.upstream_app:application", env, port=port, threads=8).start()
+
+
+def start_gate(directory: Path, upstream: str | None, workers: int = 1, **extra: str) -> Gunicorn:
+    port = free_port()
+    config = write_gate_ini(directory, port, upstream, **extra)
+    env = {"QQGATE_CONFIG": str(config)}
+    return Gunicorn("qqgate.wsgi:application", env, port=port, workers=workers, threads=8).start()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = start_upstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gate(upstream, tmp_path_factory):
+    server = start_gate(tmp_path_factory.mktemp("gate"), upstream.url, upstream_timeout="1")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def user() -> requests.Session:
+    browser = requests.Session()
+    browser.headers["Cookie"] = f"qqgate={session_cookie()}"
+    return browser
+
+
+def test_anonymous_requests_never_reach_the_upstream(gate) -> None:
+    response = requests.get(
+        f"{gate.url}/echo", headers={"Accept": "text/html"}, allow_redirects=False, timeout=10
+    )
+    assert response.status_code == 302 and "/_qqgate/login" in response.headers["Location"]
+    assert requests.post(f"{gate.url}/echo", data=b"x", timeout=10).status_code == 401
+
+
+def test_get_forwards_raw_path_query_and_identity(gate, user) -> None:
+    seen = user.get(f"{gate.url}/echo/a%2Fb/%E4%B8%AD?q=%20x&y=1", timeout=10).json()
+    assert seen["method"] == "GET"
+    assert seen["raw_uri"] == "/echo/a%2Fb/%E4%B8%AD?q=%20x&y=1"
+    assert seen["headers"]["x-qq-openid"] == OPENID
+    assert seen["headers"]["x-qq-nickname"] == "%E5%B0%8F%E6%98%8E%F0%9F%90%A7"
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert seen["headers"]["x-forwarded-proto"] == "http"
+    assert seen["headers"]["x-forwarded-host"] == f"127.0.0.1:{gate.port}"
+    assert seen["headers"]["host"] == f"127.0.0.1:{gate.port}", "client Host is kept by default"
+
+
+def test_post_of_one_mib(gate, user) -> None:
+    body = os.urandom(MiB)
+    seen = user.post(f"{gate.url}/echo", data=body, timeout=20).json()
+    assert seen["method"] == "POST" and seen["body_length"] == MiB
+    assert seen["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_chunked_upload_streams_through(gate, user) -> None:
+    pieces = [os.urandom(64 * 1024) for _ in range(20)]
+    seen = user.post(f"{gate.url}/echo", data=iter(pieces), timeout=20).json()
+    assert seen["body_length"] == 20 * 64 * 1024
+    assert seen["body_sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
+
+
+def test_every_set_cookie_stays_separate(gate, user) -> None:
+    response = user.get(f"{gate.url}/setcookies", timeout=10, stream=True)
+    cookies = response.raw.headers.getlist("Set-Cookie")
+    assert cookies == [
+        "app_a=1; Path=/",
+        "app_b=2; Path=/; HttpOnly",
+        "app_c=3, with comma; Path=/",
+    ]
+    response.close()
+
+
+def test_redirects_are_passed_on_and_upstream_location_rewritten(gate, user, upstream) -> None:
+    response = user.get(f"{gate.url}/redirect", allow_redirects=False, timeout=10)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"http://127.0.0.1:{gate.port}/target?x=1"
+    response = user.get(f"{gate.url}/relative-redirect", allow_redirects=False, timeout=10)
+    assert response.status_code == 303 and response.headers["Location"] == "/target"
+
+
+SPOOFS = {
+    "X-QQ-OpenID": "SPOOFED",
+    "x-qq-nickname": "SPOOFED",
+    "X-Qq-Unionid": "SPOOFED",
+    "Remote-User": "SPOOFED",
+}
+
+
+@pytest.mark.parametrize(
+    "signed_in", [pytest.param(False, id="anonymous-public"), pytest.param(True, id="signed-in")]
+)
+def test_spoofed_identity_never_reaches_upstream(gate, signed_in) -> None:
+    headers = dict(SPOOFS)
+    if signed_in:
+        headers["Cookie"] = f"qqgate={session_cookie()}"
+    seen = requests.get(f"{gate.url}/public/echo", headers=headers, timeout=10).json()
+    assert "SPOOFED" not in str(seen["headers"])
+    assert seen["headers"].get("x-qq-openid") == (OPENID if signed_in else None)
+
+
+def test_gate_cookies_never_reach_upstream(gate) -> None:
+    token = session_cookie()
+    cookie = f"app=1; qqgate={token}; qqgate_state=abc; other=2"
+    seen = requests.get(f"{gate.url}/echo", headers={"Cookie": cookie}, timeout=10).json()
+    assert seen["headers"]["cookie"] == "app=1; other=2"
+    assert token not in str(seen)
+
+
+def test_upstream_cookies_are_never_replayed_for_another_user(gate) -> None:
+    alice = requests.Session()
+    alice.headers["Cookie"] = f"qqgate={session_cookie('A' * 32)}"
+    assert alice.get(f"{gate.url}/setcookies", timeout=10).status_code == 200
+    bob = requests.Session()
+    bob.headers["Cookie"] = f"qqgate={session_cookie('B' * 32)}"
+    seen = bob.get(f"{gate.url}/echo", timeout=10).json()
+    assert "cookie" not in seen["headers"], "the proxy must keep no cookie jar"
+
+
+def test_hop_by_hop_request_headers_are_dropped(gate, user) -> None:
+    headers = {
+        "Connection": "keep-alive, X-Private",
+        "X-Private": "1",
+        "Keep-Alive": "300",
+        "TE": "trailers",
+        "Proxy-Authorization": "Basic eA==",
+    }
+    seen = user.get(f"{gate.url}/echo", headers=headers, timeout=10).json()
+    for name in ("x-private", "keep-alive", "te", "proxy-authorization"):
+        assert name not in seen["headers"], name
+
+
+def test_upstream_timeout_gives_504_quickly(gate, user) -> None:
+    started = time.monotonic()
+    response = user.get(f"{gate.url}/slow?seconds=3", timeout=10)
+    assert response.status_code == 504 and "timed out" in response.text
+    assert time.monotonic() - started < 2.5
+    assert user.get(f"{gate.url}/echo", timeout=10).status_code == 200
+
+
+def test_websocket_upgrade_gets_501(gate, user) -> None:
+    response = user.get(
+        f"{gate.url}/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"}, timeout=10
+    )
+    assert response.status_code == 501 and "auth_request" in response.text
+
+
+def test_upstream_down_gives_502_and_recovers(tmp_path, user) -> None:
+    upstream = start_upstream()
+    gate = start_gate(tmp_path, upstream.url)
+    try:
+        assert user.get(f"{gate.url}/echo", timeout=10).status_code == 200
+        upstream.stop()
+        started = time.monotonic()
+        response = user.get(f"{gate.url}/echo", timeout=10)
+        assert response.status_code == 502 and "could not be reached" in response.text
+        assert "Traceback" not in response.text
+        assert time.monotonic() - started < 2
+        upstream = start_upstream(upstream.port)
+        assert user.get(f"{gate.url}/echo", timeout=10).status_code == 200
+    finally:
+        output = gate.stop()
+        upstream.stop()
+    assert "upstream failed status=502 reason=refused" in output
+    assert "Traceback" not in output
+
+
+def test_preserve_host_false_sends_upstream_host(tmp_path, upstream, user) -> None:
+    gate = start_gate(tmp_path, upstream.url, preserve_host="false")
+    try:
+        seen = user.get(f"{gate.url}/echo", timeout=10).json()
+        assert seen["headers"]["host"] == f"127.0.0.1:{upstream.port}"
+        assert seen["headers"]["x-forwarded-host"] == f"127.0.0.1:{gate.port}"
+    finally:
+        gate.stop()
+
+
+def _worker_pids(master_pid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master_pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_256_mib_download_streams_in_flat_memory(tmp_path, upstream, user) -> None:
+    gate = start_gate(tmp_path, upstream.url)
+    try:
+        size = 256 * MiB
+        received = 0
+        with user.get(f"{gate.url}/download?size={size}", stream=True, timeout=60) as response:
+            assert response.status_code == 200 and response.headers["Content-Length"] == str(size)
+            for chunk in response.iter_content(MiB):
+                received += len(chunk)
+        assert received == size
+        [worker] = _worker_pids(gate.process.pid)
+        peak = _peak_rss_mib(worker)
+        print(f"\nproxy worker peak RSS (VmHWM) after a 256 MiB download: {peak:.1f} MiB")
+        assert peak < 100, f"worker peak RSS {peak:.1f} MiB: the body was buffered"
+    finally:
+        gate.stop()
+
+
+def test_routes_only_without_upstream(tmp_path) -> None:
+    gate = start_gate(tmp_path, None)
+    try:
+        assert requests.get(f"{gate.url}/_qqgate/ping", timeout=10).text == "ok\n"
+        assert (
+            requests.get(
+                f"{gate.url}/anything", headers={"Accept": "text/html"}, timeout=10
+            ).status_code
+            == 404
+        )
+        signed_in = {"Cookie": f"qqgate={session_cookie()}"}
+        auth = requests.get(f"{gate.url}/_qqgate/auth", headers=signed_in, timeout=10)
+        assert auth.status_code == 202 and auth.headers["X-QQ-OpenID"] == OPENID
+        assert requests.get(f"{gate.url}/_qqgate/auth", timeout=10).status_code == 401
+    finally:
+        gate.stop()
