@@ -98,6 +98,11 @@ DEFAULT_USERS: tuple[TestUser, ...] = (
 )
 
 
+def numbered_users(count: int) -> tuple[TestUser, ...]:
+    """Extra test users ``user001``... for load tests, each with a Chinese+emoji nickname."""
+    return tuple(TestUser(f"user{i:03d}", f"测试用户{i:03d}🐧") for i in range(1, count + 1))
+
+
 def openid_for(app_id: str, user_key: str) -> str:
     """QQ's openid is per app: the same user gets a different one in every app."""
     return hashlib.sha256(f"openid\0{app_id}\0{user_key}".encode()).hexdigest()[:32].upper()
@@ -548,13 +553,16 @@ def create_app() -> FakeQQ:
     """Build a FakeQQ from FAKEQQ_* environment variables.
 
     For ``gunicorn 'qqgate.fakeqq:create_app()'``: FAKEQQ_APP_ID, FAKEQQ_APP_KEY,
-    FAKEQQ_LATENCY_MS (``"0-200"``) and FAKEQQ_FAULTS (``"token=http500,me=other_client"``).
+    FAKEQQ_LATENCY_MS (``"0-200"``), FAKEQQ_EXTRA_USERS (a count) and FAKEQQ_FAULTS
+    (``"token=http500,me=other_client"``).
     """
     env = os.environ
     app_id = env.get("FAKEQQ_APP_ID", "101000001")
     app_key = env.get("FAKEQQ_APP_KEY", "fake-app-key-0123456789abcdef")
+    extra_users = numbered_users(int(env.get("FAKEQQ_EXTRA_USERS", "0")))
     return FakeQQ(
         {app_id: app_key},
+        users=DEFAULT_USERS + extra_users,
         latency=_parse_latency(env.get("FAKEQQ_LATENCY_MS", "0")),
         faults=_parse_faults(env.get("FAKEQQ_FAULTS", "")),
     )
