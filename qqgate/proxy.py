@@ -125,7 +125,8 @@ class UpstreamProxy:
         )
 
     def _request_headers(self, environ: dict) -> dict[str, str]:
-        skip = HOP_BY_HOP | _connection_tokens(environ.get("HTTP_CONNECTION", ""))
+        # Expect: 100-continue was already answered by the server in front of us.
+        skip = HOP_BY_HOP | {"expect"} | _connection_tokens(environ.get("HTTP_CONNECTION", ""))
         headers: dict[str, str] = {}
         for key, value in environ.items():
             if key.startswith("HTTP_"):

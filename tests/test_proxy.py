@@ -177,9 +177,11 @@ def test_hop_by_hop_request_headers_are_dropped(gate, user) -> None:
         "Keep-Alive": "300",
         "TE": "trailers",
         "Proxy-Authorization": "Basic eA==",
+        "Expect": "100-continue",
     }
-    seen = user.get(f"{gate.url}/echo", headers=headers, timeout=10).json()
-    for name in ("x-private", "keep-alive", "te", "proxy-authorization"):
+    seen = user.post(f"{gate.url}/echo", data=b"body", headers=headers, timeout=10).json()
+    assert seen["body_length"] == 4
+    for name in ("x-private", "keep-alive", "te", "proxy-authorization", "expect"):
         assert name not in seen["headers"], name
 
 
