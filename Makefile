@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,16 @@ demo: $(BIN)/.installed
 	$(BIN)/qqgate demo --port $(PORT)
 
 test: $(BIN)/.installed
-	$(BIN)/ruff check qqgate tests
+	$(BIN)/ruff check qqgate tests bench
 	$(BIN)/python -m pytest
 
+# Re-take the README's screenshots (docs/*.png) in the real browser; look at them before committing.
+screenshots: $(BIN)/.installed
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check qqgate tests
-	$(BIN)/ruff format --check qqgate tests
+	$(BIN)/ruff check qqgate tests bench
+	$(BIN)/ruff format --check qqgate tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts

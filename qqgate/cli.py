@@ -1,13 +1,16 @@
-"""The ``qqgate`` command: ``demo``, ``check`` and ``serve``."""
+"""The ``qqgate`` command: ``demo``, ``check``, ``serve`` and ``secret``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 
+from . import checks
 from .config import ConfigError, Settings, load_settings
+from .pages import load_templates
 
 _SUMMARY_KEYS = (
     "app_id",
@@ -46,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
     serve.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    commands.add_parser("secret", help="print a fresh random secret_key")
     args = parser.parse_args(argv)
+    if args.command == "secret":
+        print(secrets.token_urlsafe(48))
+        return 0
     if args.command == "serve":
         return serve_gate(args.config, args.bind, args.workers)
     if args.command == "demo":
@@ -76,6 +83,7 @@ def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
 def check_config(path: str) -> int:
     try:
         settings = load_settings(path)
+        load_templates(settings.templates_dir)
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for key, message in exc.problems:
@@ -84,6 +92,10 @@ def check_config(path: str) -> int:
     print(f"{path}: OK")
     for line in summary(settings):
         print(f"  {line}")
+    print(f"callback URL to register at QQ Connect: {checks.callback_url(settings)}")
+    advice = checks.warnings(settings, checks.example_values(path))
+    for key, message in advice:
+        print(f"warning: {key}: {message}")
     return 0
 
 

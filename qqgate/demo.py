@@ -31,8 +31,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def build_demo(port: int, provider_port: int) -> tuple[QQGate, FakeQQ]:
-    """The gated sample app and the provider, wired to each other with fresh secrets."""
+def build_demo(port: int, provider_port: int, **overrides: str) -> tuple[QQGate, FakeQQ]:
+    """The gated sample app and the provider, wired to each other with fresh secrets.
+
+    ``overrides`` are further settings for the gate, e.g. ``sign_in_page="true"``.
+    """
     app_key = secrets.token_hex(16)
     provider = FakeQQ({DEMO_APP_ID: app_key})
     # Built from a mapping, not load_settings(): QQGATE_* variables meant for a real gate stay out.
@@ -45,6 +48,7 @@ def build_demo(port: int, provider_port: int) -> tuple[QQGate, FakeQQ]:
             "qq_base_url": f"http://localhost:{provider_port}",
             "cookie_secure": "false",  # plain http on loopback, for the demo only
             "public_paths": "/healthz",
+            **overrides,
         }
     )
     return QQGate(sample_app, settings), provider

@@ -1,5 +1,5 @@
-"""The gate's own routes under ``{prefix}`` (login, callback, logout, userinfo, ping) and the
-challenge of a visitor who is not signed in.
+"""The gate's own routes under ``{prefix}`` (sign_in, login, callback, logout, userinfo, auth, ping)
+and the challenge of a visitor who is not signed in.
 
 The callback is where a login gate is won or lost, so its order is fixed: read the parameters, check
 the state against this browser's pending-login cookie (constant time, single use), and only then
@@ -17,19 +17,27 @@ from urllib.parse import quote
 from webob import Response
 from webob.exc import HTTPFound
 
-from . import wsgiutil
+from . import logs, wsgiutil
 from .config import Settings
 from .cookies import cookie_values, set_cookie
 from .headers import IdentityHeaders
-from .pages import html_page, json_response
+from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
 from .redirects import request_target, safe_next
-from .session import Identity, PendingLogin, SessionCodec, StateCodec, take_pending
+from .session import (
+    STATE_MAX_AGE,
+    Identity,
+    PendingLogin,
+    SessionCodec,
+    StateCodec,
+    take_pending,
+)
 
 log = logging.getLogger("qqgate")
 
 MAX_CODE_LENGTH = 512
 MAX_STATE_LENGTH = 128
+MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
 # QQ errors that mean the app itself is not (yet) allowed to sign this user in.
 _APP_NOT_APPROVED = {100008, 100010, 100030, 100031}
 
@@ -55,7 +63,9 @@ class SignInRoutes:
         self.qq = qq
         self.states = StateCodec(settings.secret_keys, clock)
         self.clock = clock
+        self.pages = Pages(settings)
         self._routes = {
+            "/sign_in": self.sign_in,
             "/login": self.login,
             "/callback": self.callback,
             "/logout": self.logout,
@@ -67,7 +77,7 @@ class SignInRoutes:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         route = environ.get("PATH_INFO", "")[len(self.settings.prefix) :]
         handler = self._routes.get(route)
-        response = handler(environ) if handler else self._not_found()
+        response = handler(environ) if handler else self._not_found(environ)
         return response(environ, start_response)
 
     # --- URLs -------------------------------------------------------------------------------
@@ -76,15 +86,20 @@ class SignInRoutes:
         base = environ.get("SCRIPT_NAME", "") + self.settings.prefix + route
         return f"{base}?next={quote(next_url, safe='')}" if next_url else base
 
+    def start_url(self, environ: dict, next_url: str | None = None) -> str:
+        """Where a visitor starts signing in: the sign-in page, or straight to QQ's."""
+        return self.url(environ, "/sign_in" if self.settings.sign_in_page else "/login", next_url)
+
     # --- not signed in ------------------------------------------------------------------------
 
     def challenge(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """Send a browser to the login; tell an API client with a 401, never a login page."""
-        login_url = self.url(environ, "/login", safe_next(request_target(environ)))
+        """Send a browser to sign in; tell an API client with a 401, never a login page."""
+        next_url = safe_next(request_target(environ))
         if wsgiutil.wants_html(environ):
-            response: Response = HTTPFound(location=login_url)
+            response: Response = HTTPFound(location=self.start_url(environ, next_url))
             response.headerlist.append(("Cache-Control", "no-store"))
         else:
+            login_url = self.url(environ, "/login", next_url)
             response = json_response(401, {"error": "login_required", "login_url": login_url})
         return response(environ, start_response)
 
@@ -93,22 +108,31 @@ class SignInRoutes:
         return not allowed or identity.openid in allowed
 
     def forbidden(self, environ: dict, identity: Identity) -> Response:
-        log.warning(
-            "access denied openid=%s client=%s reason=not_in_allowed_openids",
-            identity.openid,
-            wsgiutil.client_address(environ),
+        logs.event(
+            log,
+            logging.WARNING,
+            "access denied",
+            openid=identity.openid,
+            client=wsgiutil.client_address(environ),
+            reason="not_in_allowed_openids",
         )
-        return html_page(
-            403,
-            "无权访问 / Access denied",
-            "您的QQ账号不在本站的允许名单中。请把下面的 OpenID 发给管理员以申请访问。\n"
-            "Your QQ account is not on this site's list of allowed users. "
-            "Send the OpenID below to the site's operator to ask for access.",
-            details=[("OpenID", identity.openid), ("昵称 / Nickname", identity.nickname)],
-            links=[(self.url(environ, "/logout"), "退出登录 / Sign out")],
-        )
+        sign_out = self.url(environ, "/logout")
+        return self.pages.forbidden(environ, identity.openid, identity.nickname, sign_out)
 
     # --- routes -------------------------------------------------------------------------------
+
+    def sign_in(self, environ: dict) -> Response:
+        """The sign-in page with its QQ button; a visitor already signed in goes on to ``next``."""
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
+        params = wsgiutil.query_params(environ) or {}
+        next_url = safe_next((params.get("next") or [None])[0])
+        identity = self.identify(environ)
+        if identity is not None and self.allowed(identity):
+            response: Response = HTTPFound(location=next_url)
+            response.headerlist.append(("Cache-Control", "no-store"))
+            return response
+        return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
     def login(self, environ: dict) -> Response:
         params = wsgiutil.query_params(environ) or {}
@@ -130,26 +154,18 @@ class SignInRoutes:
 
     def logout(self, environ: dict) -> Response:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "POST"):
-            return self._error(
-                environ, 405, "method_not_allowed", "只支持 GET 或 POST。\nUse GET or POST."
-            )
+            return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
         identity = self.identify(environ)
         params = wsgiutil.query_params(environ) or {}
         requested = (params.get("next") or [None])[0]
         if requested:
             response: Response = HTTPFound(location=safe_next(requested))
         else:
-            response = html_page(
-                200,
-                "已退出登录 / Signed out",
-                "您已退出登录。\nYou have signed out.",
-                links=[(self.url(environ, "/login"), "重新登录 / Sign in again")],
-            )
+            response = self.pages.signed_out(environ, self.start_url(environ))
         response.headerlist += [self._session_cookie("", max_age=0), ("Cache-Control", "no-store")]
         if identity:
-            log.info(
-                "sign-out openid=%s client=%s", identity.openid, wsgiutil.client_address(environ)
-            )
+            client = wsgiutil.client_address(environ)
+            logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
         return response
 
     def userinfo(self, environ: dict) -> Response:
@@ -168,7 +184,7 @@ class SignInRoutes:
                 # Where nginx should send a browser. X-Original-URI only picks the return path,
                 # which safe_next() confines to this site: it decides nothing about access.
                 target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
-                response.headers["X-QQGate-Login"] = self.url(environ, "/login", target)
+                response.headers["X-QQGate-Login"] = self.start_url(environ, target)
         elif not self.allowed(identity):
             response = Response(status=403)
         else:
@@ -188,31 +204,21 @@ class SignInRoutes:
     def _callback(self, environ: dict) -> Response:
         params = wsgiutil.query_params(environ)
         if params is None:
-            return self._bad_callback(
-                environ, "bad_query", "回调参数无效。\nThe callback URL is malformed."
-            )
+            return self._bad_callback(environ, "bad_query")
         try:
             code = wsgiutil.single(params, "code")
             state = wsgiutil.single(params, "state")
         except ValueError:
-            return self._bad_callback(
-                environ, "duplicate_parameter", "回调参数重复。\nThe callback URL is malformed."
-            )
-        if not code:
+            return self._bad_callback(environ, "duplicate_parameter")
+        if not code or params.get("msg"):
+            # QQ documents its errors as code=<error number>&msg=...: that code is no grant.
             return self._no_code(environ, params)
         if len(code) > MAX_CODE_LENGTH or not code.isascii() or not code.isprintable():
-            return self._bad_callback(
-                environ, "bad_code", "授权码无效。\nThe authorization code is invalid."
-            )
+            return self._bad_callback(environ, "bad_code")
         pending = self._pending(environ)
         entry = take_pending(pending, state) if state and len(state) <= MAX_STATE_LENGTH else None
         if entry is None:
-            return self._bad_callback(
-                environ,
-                "state_mismatch",
-                "登录已过期，或不是从这个浏览器发起的。请重新登录。\n"
-                "This sign-in has expired or was not started in this browser. Please start again.",
-            )
+            return self._bad_callback(environ, "state_mismatch")
         remaining = [p for p in pending if p is not entry]
         response = self._finish(environ, code, entry)
         response.headerlist.append(self._state_cookie(remaining))
@@ -232,7 +238,8 @@ class SignInRoutes:
         )
         if not self.allowed(identity):
             return self.forbidden(environ, identity)
-        log.info("sign-in ok openid=%s client=%s", profile.openid, wsgiutil.client_address(environ))
+        client = wsgiutil.client_address(environ)
+        logs.event(log, logging.INFO, "sign-in ok", openid=profile.openid, client=client)
         response = HTTPFound(location=entry.next_url)
         # Always a fresh session: whatever cookie the browser had before is replaced (no fixation).
         response.headerlist.append(self._session_cookie(self.sessions.dumps(identity)))
@@ -240,66 +247,60 @@ class SignInRoutes:
 
     def _no_code(self, environ: dict, params: dict[str, list[str]]) -> Response:
         if params.get("usercancel") or params.get("error") or params.get("msg"):
-            return self._bad_callback(
-                environ,
-                "cancelled",
-                "QQ登录已取消或被拒绝。\nThe QQ sign-in was cancelled or refused.",
-            )
-        return self._bad_callback(
-            environ, "missing_code", "回调缺少授权码。\nThe callback has no authorization code."
-        )
+            return self._bad_callback(environ, "cancelled")
+        return self._bad_callback(environ, "missing_code")
 
     def _qq_failed(self, environ: dict, exc: QQError, next_url: str) -> Response:
-        log.warning(
-            "sign-in failed reason=qq_%s endpoint=%s qq_code=%s client=%s",
-            "unavailable" if isinstance(exc, QQUnavailable) else "error",
-            exc.endpoint or "-",
-            exc.code if exc.code is not None else "-",
-            wsgiutil.client_address(environ),
+        unavailable = isinstance(exc, QQUnavailable)
+        logs.event(
+            log,
+            logging.WARNING,
+            "sign-in failed",
+            reason="qq_unavailable" if unavailable else "qq_error",
+            endpoint=exc.endpoint or "-",
+            qq_code=exc.code if exc.code is not None else "-",
+            client=wsgiutil.client_address(environ),
         )
-        retry = [(self.url(environ, "/login", next_url), "重新登录 / Try again")]
-        if isinstance(exc, QQUnavailable):
+        # The visitor already chose QQ: "try again" goes straight back to it.
+        retry = (self.url(environ, "/login", next_url), "action.try_again")
+        if unavailable:
             status = 504 if exc.timeout else 502
-            text = (
-                "暂时无法连接QQ，请稍后再试。\nQQ could not be reached. Please try again shortly."
+            return self.pages.error(
+                environ, status, "qq_unavailable.title", ["qq_unavailable.message"], action=retry
             )
-            return html_page(status, "QQ登录暂不可用 / QQ sign-in unavailable", text, links=retry)
-        details = [("QQ error code", str(exc.code))] if exc.code is not None else []
+        details = [("detail.qq_error_code", str(exc.code))] if exc.code is not None else []
         if exc.restart_login:
-            text = (
-                "授权码已失效，请重新登录。\n"
-                "The authorization code has expired or was used. Please start again."
+            restart = (retry[0], "action.start_again")
+            keys = ["qq_restart.message"]
+            return self.pages.error(
+                environ, 400, "qq_restart.title", keys, action=restart, details=details
             )
-            return html_page(
-                400, "请重新登录 / Please start again", text, links=retry, details=details
-            )
-        text = "QQ拒绝了这次登录。\nQQ refused this sign-in."
+        keys = ["qq_refused.message"]
         if exc.code in _APP_NOT_APPROVED:
-            text += (
-                "\n若本站应用尚未通过QQ互联审核，只有开发者本人的QQ账号可以登录。"
-                "\nIf this site's app has not yet passed QQ Connect review, "
-                "only the developer's own QQ account can sign in."
-            )
-        return html_page(502, "QQ登录失败 / QQ sign-in failed", text, links=retry, details=details)
+            keys.append("qq_not_approved.note")
+        return self.pages.error(
+            environ, 502, "qq_refused.title", keys, action=retry, details=details
+        )
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _bad_callback(self, environ: dict, reason: str, text: str) -> Response:
-        log.warning("sign-in failed reason=%s client=%s", reason, wsgiutil.client_address(environ))
-        links = [(self.url(environ, "/login"), "重新登录 / Sign in again")]
-        return html_page(400, "登录未完成 / Sign-in not completed", text, links=links)
-
-    def _error(self, environ: dict, status: int, reason: str, text: str) -> Response:
-        log.info(
-            "rejected status=%s reason=%s client=%s",
-            status,
-            reason,
-            wsgiutil.client_address(environ),
+    def _bad_callback(self, environ: dict, reason: str) -> Response:
+        """400 for a callback that cannot complete; ``reason`` names the log reason and the
+        message (``{reason}.message`` in :mod:`qqgate.i18n`)."""
+        client = wsgiutil.client_address(environ)
+        logs.event(log, logging.WARNING, "sign-in failed", reason=reason, client=client)
+        action = (self.start_url(environ), "action.start_again")
+        return self.pages.error(
+            environ, 400, "not_completed.title", [f"{reason}.message"], action=action
         )
-        return html_page(status, f"{status}", text)
 
-    def _not_found(self) -> Response:
-        return html_page(404, "404", "没有这个页面。\nNo such page.")
+    def _error(self, environ: dict, status: int, reason: str, message_key: str) -> Response:
+        client = wsgiutil.client_address(environ)
+        logs.event(log, logging.INFO, "rejected", status=status, reason=reason, client=client)
+        return self.pages.error(environ, status, f"{reason}.title", [message_key])
+
+    def _not_found(self, environ: dict) -> Response:
+        return self.pages.error(environ, 404, "not_found.title", ["not_found.message"])
 
     def _pending(self, environ: dict) -> list[PendingLogin]:
         cookie = environ.get("HTTP_COOKIE", "")
@@ -313,7 +314,12 @@ class SignInRoutes:
         s = self.settings
         # The return from QQ is a cross-site navigation: a Strict cookie would not come back.
         samesite = "none" if s.cookie_samesite == "none" else "lax"
-        value, max_age = (self.states.dumps(pending), 600) if pending else ("", 0)
+        value = self.states.dumps(pending) if pending else ""
+        # Browsers silently drop a cookie over 4096 bytes: the oldest pending logins go first.
+        while len(pending) > 1 and len(value) > MAX_STATE_COOKIE:
+            pending = pending[1:]
+            value = self.states.dumps(pending)
+        max_age = STATE_MAX_AGE if pending else 0
         return set_cookie(
             s.state_cookie_name,
             value,

@@ -10,6 +10,10 @@ Per request, in this order:
    ``environ["qqgate.identity"]``.
 4. Without one, a public path passes with no identity; anything else is challenged and the wrapped
    app is never called.
+
+Steps 1 and 3 run on every request, so they are kept cheap: no WebOb request and no cookie parser,
+only our one cookie is looked at, and a token seen before costs a dict lookup in the session
+codec's cache, which also holds the identity's environ entries, rendered once per token.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ import time
 from collections.abc import Callable, Iterable
 
 from .config import Settings
-from .cookies import cookie_values
+from .cookies import CookieReader
 from .flow import SignInRoutes
 from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
-from .session import Identity, SessionCodec
+from .session import Identity, SessionCodec, VerifiedToken
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -41,8 +45,13 @@ class QQGate:
     ) -> None:
         self.app = app
         self.settings = settings
-        self.sessions = SessionCodec(settings.secret_keys, settings.session_max_age, clock)
         self.identity_headers = IdentityHeaders(settings)
+        self.sessions = SessionCodec(
+            settings.secret_keys,
+            settings.session_max_age,
+            clock,
+            render=self.identity_headers.environ,
+        )
         qq_client = qq_client or QQClient(
             app_id=settings.app_id,
             app_key=settings.app_key,
@@ -57,27 +66,42 @@ class QQGate:
         self.public_paths = PublicPaths(settings.public_paths)
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
+        self._cookies = CookieReader(settings.cookie_name)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
         path = environ.get("PATH_INFO", "")
-        if path.startswith(self._route_prefix) or path == self._prefix:
+        if path.startswith(self._prefix) and (
+            path == self._prefix or path.startswith(self._route_prefix)
+        ):
             return self.routes(environ, start_response)
-        identity = self.identify(environ)
-        if identity is None:
+        session = self.session(environ)
+        if session is None:
             if path in self.public_paths:
                 return self.app(environ, start_response)
             return self.routes.challenge(environ, start_response)
-        if not self.routes.allowed(identity):
-            return self.routes.forbidden(environ, identity)(environ, start_response)
-        environ.update(self.identity_headers.environ(identity))
+        if not self.routes.allowed(session.identity):
+            return self.routes.forbidden(environ, session.identity)(environ, start_response)
+        environ.update(session.environ)
         return self.app(environ, start_response)
 
     def identify(self, environ: dict) -> Identity | None:
         """The signed-in identity of this request, or None."""
-        cookie = environ.get("HTTP_COOKIE", "")
-        for token in cookie_values(cookie, self.settings.cookie_name):
-            identity = self.sessions.loads(token)
-            if identity is not None:
-                return identity
+        session = self.session(environ)
+        return None if session is None else session.identity
+
+    def session(self, environ: dict) -> VerifiedToken | None:
+        """This request's verified session token (identity and rendered environ), or None."""
+        cookie = environ.get("HTTP_COOKIE")
+        token = self._cookies.first(cookie) if cookie else None
+        if token is None:
+            return None
+        session = self.sessions.verify(token)
+        if session is not None:
+            return session
+        # Several cookies of our name (another path or domain): the first one that verifies.
+        for token in self._cookies.values(cookie)[1:]:
+            session = self.sessions.verify(token)
+            if session is not None:
+                return session
         return None

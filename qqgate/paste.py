@@ -10,11 +10,10 @@ from typing import Any
 
 from .config import load_settings
 from .middleware import QQGate
-from .wsgi import configure_logging
 
 
 def filter_app_factory(app: Callable, global_conf: dict[str, Any], **local_conf: str) -> QQGate:
     """Wrap ``app`` in the gate. Keys in the filter section win over ``QQGATE_*`` variables;
-    ``config = path/to/gate.ini`` there reads a gate.ini too."""
-    configure_logging()
+    ``config = path/to/gate.ini`` there reads a gate.ini too. Logging is left to the pipeline's
+    own ``[loggers]`` configuration (the lines go to the ``qqgate`` logger)."""
     return QQGate(app, load_settings(local_conf.pop("config", None), **local_conf))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -33,7 +33,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from .pages import html_page
+from . import logs
+from .pages import Pages
 from .redirects import request_target
 
 log = logging.getLogger("qqgate")
@@ -69,7 +70,9 @@ class UpstreamProxy:
         preserve_host: bool = True,
         hidden_cookies: Iterable[str] = (),
         pool_size: int = 32,
+        pages: Pages,
     ) -> None:
+        self.pages = pages
         parts = urlsplit(upstream)
         self.upstream = f"{parts.scheme}://{parts.netloc}"
         self._upstream_host = parts.netloc
@@ -82,7 +85,10 @@ class UpstreamProxy:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("HTTP_UPGRADE"):
-            return _upgrade_refused()(environ, start_response)
+            page = self.pages.error(
+                environ, 501, "upgrade_unsupported.title", ["upgrade_unsupported.message"]
+            )
+            return page(environ, start_response)
         try:
             upstream_response = self._send(environ)
         except Exception as exc:  # any failure to reach the app becomes a 502/504 page
@@ -170,27 +176,19 @@ class UpstreamProxy:
         )
         status = 504 if timed_out else 502
         reason = "timeout" if timed_out else _failure_reason(exc)
-        log.warning(
-            "upstream failed status=%s reason=%s method=%s path=%s client=%s",
-            status,
-            reason,
-            environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO", "")[:200],
-            environ.get("REMOTE_ADDR", "-"),
+        logs.event(
+            log,
+            logging.WARNING,
+            "upstream failed",
+            status=status,
+            reason=reason,
+            method=environ.get("REQUEST_METHOD"),
+            path=environ.get("PATH_INFO", "")[:200],
+            client=environ.get("REMOTE_ADDR", "-"),
         )
-        if timed_out:
-            return html_page(
-                504,
-                "应用响应超时 / The application timed out",
-                "应用没有及时响应，请稍后再试。\nThe application did not answer in time. "
-                "Please try again.",
-            )
-        return html_page(
-            502,
-            "应用暂不可用 / The application is unavailable",
-            "暂时无法连接应用，请稍后再试。\nThe application could not be reached. "
-            "Please try again shortly.",
-        )
+        key = "upstream_timeout" if timed_out else "upstream_unavailable"
+        retry = (request_target(environ), "action.try_again") if _replayable(environ) else None
+        return self.pages.error(environ, status, f"{key}.title", [f"{key}.message"], action=retry)
 
 
 class _Body:
@@ -206,7 +204,7 @@ class _Body:
             self._complete = True
         except HTTPError as exc:
             # The status line is already sent: all we can do is end the response early.
-            log.warning("upstream body failed reason=%s", _failure_reason(exc))
+            logs.event(log, logging.WARNING, "upstream body failed", reason=_failure_reason(exc))
 
     def close(self) -> None:
         if not self._complete:
@@ -242,11 +240,20 @@ def _chunks(stream) -> Iterator[bytes]:
 
 
 def _raw_target(environ: dict) -> str:
-    """The path and query exactly as the client sent them (gunicorn's RAW_URI), else rebuilt."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith("/") and not raw.startswith("//"):
+    """The path and query as the client sent them (gunicorn's RAW_URI), when that is the path the
+    gate decided on: the raw path, decoded once, must be PATH_INFO. Otherwise (a SCRIPT_NAME
+    header from a trusted proxy moved part of the path out of PATH_INFO, an absolute-form target)
+    the target is rebuilt from PATH_INFO alone: the upstream never serves a path the gate did not
+    look at."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    decoded = unquote_to_bytes(raw.partition("?")[0]).decode("latin-1")
+    if raw.startswith("/") and decoded == environ.get("PATH_INFO"):
         return raw
-    return request_target(environ)
+    return request_target(environ, script_name=False)
+
+
+def _replayable(environ: dict) -> bool:
+    return environ.get("REQUEST_METHOD") in ("GET", "HEAD")
 
 
 def _connection_tokens(value: str) -> frozenset[str]:
@@ -266,13 +273,3 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ProtocolError):
         return "connection_lost"
     return type(exc).__name__
-
-
-def _upgrade_refused():
-    return html_page(
-        501,
-        "不支持 WebSocket / WebSocket not supported",
-        "qqgate 的代理模式无法转发协议升级 (WebSocket)。请使用 nginx auth_request 部署方式。\n"
-        "The proxy mode cannot pass protocol upgrades (WebSocket) through WSGI. "
-        "Use the nginx auth_request deployment for such apps.",
-    )

@@ -48,6 +48,8 @@ __all__ = [
 
 MAX_BODY = 1024 * 1024
 MAX_NICKNAME = 256
+# JSON may escape half a surrogate pair ("\\ud83d"); such a str cannot be encoded as UTF-8 later.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CODE_MESSAGES: dict[int, str] = {
     1002: "the user is not signed in",
@@ -399,7 +401,7 @@ class QQClient:
         token = self.exchange_code(code)
         openid, unionid = self.fetch_openid(token)
         info = self.fetch_user_info(token, openid)
-        nickname = str(info.get("nickname") or "")[:MAX_NICKNAME]
+        nickname = _LONE_SURROGATE.sub("\ufffd", str(info.get("nickname") or "")[:MAX_NICKNAME])
         return QQProfile(
             openid=openid, nickname=nickname, avatar_url=_avatar(info), unionid=unionid
         )

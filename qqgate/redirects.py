@@ -28,14 +28,17 @@ def safe_next(value: str | None, default: str = "/") -> str:
         return default
     value = quote(value, safe=_KEEP)
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
+    if parts.scheme or parts.netloc or len(value) > MAX_NEXT_LENGTH:
         return default
     return value
 
 
-def request_target(environ: dict) -> str:
-    """The path and query of the current request, as a ``next`` value."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+def request_target(environ: dict, *, script_name: bool = True) -> str:
+    """The path and query of the current request (``SCRIPT_NAME`` included unless told not to),
+    percent-encoded, as a ``next`` value or a request target."""
+    path = environ.get("PATH_INFO", "")
+    if script_name:
+        path = environ.get("SCRIPT_NAME", "") + path
     # PEP 3333: PATH_INFO holds the raw bytes decoded as latin-1; re-encode to get UTF-8 back.
     target = quote(path.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~-._")
     query = environ.get("QUERY_STRING", "")

@@ -19,6 +19,7 @@ _PAGE = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Sample app</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
+h1{{overflow-wrap:anywhere}}
 td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;word-break:break-all}}</style></head>
 <body><h1 id="greeting">{greeting}</h1>
 <table>{rows}</table>

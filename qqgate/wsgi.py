@@ -8,13 +8,13 @@ the gate serves only its own routes under ``{prefix}`` and answers 404 elsewhere
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable
 
+from . import logs
 from .config import Settings, load_settings
 from .middleware import QQGate
-from .pages import html_page
+from .pages import Pages
 from .proxy import UpstreamProxy
 
 DEFAULT_CONFIG = "gate.ini"
@@ -32,9 +32,10 @@ def build_application(settings: Settings) -> Callable:
             timeout=settings.upstream_timeout,
             preserve_host=settings.preserve_host,
             hidden_cookies=(settings.cookie_name, settings.state_cookie_name),
+            pages=Pages(settings),
         )
         return QQGate(proxy, settings)
-    return RoutesOnly(QQGate(_not_found, settings))
+    return RoutesOnly(QQGate(_never_called, settings))
 
 
 class RoutesOnly:
@@ -48,21 +49,12 @@ class RoutesOnly:
         path = environ.get("PATH_INFO", "")
         if path == self._prefix or path.startswith(self._prefix + "/"):
             return self.gate(environ, start_response)
-        return _not_found(environ, start_response)
+        page = self.gate.routes.pages.error(environ, 404, "not_found.title", ["not_found.message"])
+        return page(environ, start_response)
 
 
-def _not_found(environ: dict, start_response: Callable) -> Iterable[bytes]:
-    return html_page(404, "404", "没有这个页面。\nNo such page.")(environ, start_response)
-
-
-def configure_logging() -> None:
-    """Send the ``qqgate`` logger's lines to stderr (gunicorn's error log) unless set up already."""
-    logger = logging.getLogger("qqgate")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s [qqgate] %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+def _never_called(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    raise AssertionError("RoutesOnly passes only the gate's own routes")
 
 
 def __getattr__(name: str) -> Callable:
@@ -70,7 +62,8 @@ def __getattr__(name: str) -> Callable:
     # that importing this module for its helpers never reads a config file.
     if name != "application":
         raise AttributeError(name)
-    configure_logging()
-    app = build_application(load_settings(config_path()))
+    settings = load_settings(config_path())
+    logs.configure(settings)
+    app = build_application(settings)
     globals()["application"] = app
     return app

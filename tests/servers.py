@@ -31,6 +31,8 @@ def free_port_pair() -> int:
     for _ in range(50):
         port = free_port()
         with socket.socket() as sock:
+            # As servers do: a port whose last connection lingers in TIME_WAIT is free to listen on.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port + 1))
             except OSError:

@@ -363,6 +363,12 @@ def test_other_pending_logins_survive_one_callback(h) -> None:
         pytest.param(
             "code=100019&msg=x&state={state}&code=", True, "malformed", id="qq-error-as-params"
         ),
+        pytest.param(
+            "code=100019&msg=code+to+access+token+error&state={state}",
+            True,
+            "cancelled",
+            id="qq-documented-error-callback",
+        ),
         pytest.param("code=" + "C" * 600 + "&state={state}", True, "invalid", id="oversized-code"),
         pytest.param("code=%FF%FE&state={state}", True, "invalid", id="invalid-utf8-code"),
         pytest.param("x=" + "A" * 9000, True, "malformed", id="oversized-query"),

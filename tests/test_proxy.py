@@ -188,7 +188,7 @@ def test_hop_by_hop_request_headers_are_dropped(gate, user) -> None:
 def test_upstream_timeout_gives_504_quickly(gate, user) -> None:
     started = time.monotonic()
     response = user.get(f"{gate.url}/slow?seconds=3", timeout=10)
-    assert response.status_code == 504 and "timed out" in response.text
+    assert response.status_code == 504 and "took too long to answer" in response.text
     assert time.monotonic() - started < 2.5
     assert user.get(f"{gate.url}/echo", timeout=10).status_code == 200
 
@@ -208,9 +208,13 @@ def test_upstream_down_gives_502_and_recovers(tmp_path, user) -> None:
         upstream.stop()
         started = time.monotonic()
         response = user.get(f"{gate.url}/echo", timeout=10)
-        assert response.status_code == 502 and "could not be reached" in response.text
+        assert response.status_code == 502 and "The site could not be reached" in response.text
         assert "Traceback" not in response.text
         assert time.monotonic() - started < 2
+        chinese = user.get(
+            f"{gate.url}/echo", headers={"Accept-Language": "zh-CN,zh;q=0.9"}, timeout=10
+        )
+        assert chinese.status_code == 502 and "暂时无法连接本站的服务" in chinese.text
         upstream = start_upstream(upstream.port)
         assert user.get(f"{gate.url}/echo", timeout=10).status_code == 200
     finally:
@@ -284,3 +288,30 @@ def test_routes_only_without_upstream(tmp_path) -> None:
         assert requests.get(f"{gate.url}/_qqgate/auth", timeout=10).status_code == 401
     finally:
         gate.stop()
+
+
+@pytest.mark.parametrize(
+    ("environ", "target"),
+    [
+        pytest.param(
+            {"RAW_URI": "/a%2Fb?x=%20", "PATH_INFO": "/a/b"}, "/a%2Fb?x=%20", id="raw-kept"
+        ),
+        pytest.param(
+            {"RAW_URI": "/admin/healthz", "SCRIPT_NAME": "/admin", "PATH_INFO": "/healthz"},
+            "/healthz",
+            id="script-name-header-cannot-hide-a-prefix",
+        ),
+        pytest.param(
+            {"RAW_URI": "http://evil/x", "PATH_INFO": "/x", "QUERY_STRING": "q=1"},
+            "/x?q=1",
+            id="absolute-form",
+        ),
+        pytest.param(
+            {"PATH_INFO": "/中".encode().decode("latin-1")}, "/%E4%B8%AD", id="no-raw-uri"
+        ),
+    ],
+)
+def test_proxy_forwards_the_path_the_gate_decided_on(environ, target) -> None:
+    from qqgate.proxy import _raw_target
+
+    assert _raw_target(environ) == target

@@ -532,6 +532,10 @@ def test_bad_unionid_is_rejected(fake_qq: FakeQQ) -> None:
         pytest.param({"ret": 0, "nickname": None}, "", "", id="nickname-null"),
         pytest.param({"ret": 0, "nickname": 12}, "12", "", id="nickname-number"),
         pytest.param({"ret": 0, "nickname": "龙" * 300}, "龙" * 256, "", id="nickname-capped"),
+        pytest.param(
+            {"ret": 0, "nickname": "a\ud83db"}, "a\ufffdb", "", id="lone-surrogate-replaced"
+        ),
+        pytest.param({"ret": 0, "nickname": "\ud83d\udc27"}, "🐧", "", id="escaped-pair-kept"),
     ],
 )
 def test_sign_in_profile(

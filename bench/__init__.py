@@ -1,0 +1,1 @@
+"""Benchmarks of qqgate (scripts, not tests): see bench/README.md."""

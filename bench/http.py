@@ -1,0 +1,431 @@
+"""Requests per second over HTTP: gunicorn serving the bare app and the gated app, loaded by wrk.
+
+Everything runs on 127.0.0.1: servers on free ports, each with its own temp dir (log, pid file,
+worker heartbeat files), started and stopped by this script. For each worker class the two servers
+are started side by side; then wrk loads one and then the other, back to back (the order flips each
+repetition, so drift hits both alike), and the ratio is taken per pair. The gated app is loaded with
+a valid session cookie among other cookies, as a signed-in browser sends it.
+
+Besides req/s and wrk's p50/p99, each run reports the server's CPU time per request (all its
+processes, from /proc): on a shared machine that figure is much steadier than req/s, because time
+stolen by other processes does not count in it.
+
+    python -m bench.http [--duration 5] [--repeat 3] [--workers 1] [--section gate]
+
+Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``). By default the servers are pinned to the
+last CPU and wrk to the others (``--no-pin`` to let the scheduler choose).
+
+Adding a section (the proxy comparisons: qqgate.proxy against a direct upstream, nginx
+``proxy_pass``, werkzeug's ProxyMiddleware and WSGIProxy2): write a function that returns
+:class:`Comparison` objects, each two :class:`Target` (anything with a ``start`` context manager
+that yields a :class:`Server`), and register it in ``SECTIONS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 0.97
+HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    cpu_us_per_request: float | None = None
+    errors: str = ""
+
+
+@dataclass
+class Server:
+    """A running server: its URL and the process whose tree's CPU time is counted."""
+
+    url: str
+    pid: int
+    log: Path | None = None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU of the process and its children (gunicorn's workers), if known."""
+        try:
+            return sum(_cpu_ticks(pid) for pid in _process_tree(self.pid)) / CLOCK_TICKS
+        except OSError:
+            return None
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def _process_tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+@dataclass
+class Target:
+    """Something wrk can load: how to start it, the headers each request carries, and a check
+    that it answers as it should (raises otherwise)."""
+
+    name: str
+    start: Callable[[], contextlib.AbstractContextManager[Server]]
+    headers: dict[str, str] = field(default_factory=dict)
+    check: Callable[[str], None] | None = None
+
+
+@dataclass
+class Comparison:
+    label: str
+    baseline: Target
+    candidate: Target
+    target_ratio: float | None = None
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+SERVER_CPUS: set[int] | None = None
+WRK_CPUS: set[int] | None = None
+
+
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """CPUs for (servers, wrk): the last CPU for the servers, the others for wrk, so that the two
+    do not take turns on one core (the biggest source of noise on a 2-core machine)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def running(argv: list[str], port: int, env: dict[str, str], workdir: Path) -> Iterator[Server]:
+    """Run ``argv`` (a server listening on 127.0.0.1:``port``) until the block ends."""
+    log = (workdir / "server.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - our own argv
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_pinned(SERVER_CPUS),
+    )
+    try:
+        wait_for_port(port, process)
+        yield Server(f"http://127.0.0.1:{port}", process.pid, workdir / "server.log")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _gunicorn_extra_flags() -> list[str]:
+    # Recent gunicorn opens a control socket by default; ours must leave nothing behind.
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    return ["--no-control-socket"] if "--no-control-socket" in help_text else []
+
+
+def gunicorn(
+    app: str, worker_class: str, workers: int, threads: int, env: dict[str, str]
+) -> Callable[[], contextlib.AbstractContextManager[Server]]:
+    """A Target's ``start``: ``gunicorn app`` on a free port, in its own temp dir."""
+
+    @contextlib.contextmanager
+    def start() -> Iterator[Server]:
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="qqgate-bench-") as tmp:
+            workdir = Path(tmp)
+            argv = [
+                *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+                *("--workers", str(workers), "--worker-class", worker_class),
+                *("--threads", str(threads), "--log-level", "warning"),
+                *("--pid", str(workdir / "gunicorn.pid"), "--worker-tmp-dir", str(workdir)),
+                *_gunicorn_extra_flags(),
+                app,
+            ]
+            full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+            with running(argv, port, full_env, workdir) as server:
+                yield server
+
+    return start
+
+
+# --- wrk -----------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _latency_ms(text: str, percentile: str) -> float:
+    match = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"no {percentile}% latency in wrk's output:\n{text}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(text: str) -> Result:
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE)
+    total = re.search(r"^\s*(\d+) requests in", text, re.MULTILINE)
+    if not rps or not total:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{text}")
+    errors = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip().startswith(("Socket errors", "Non-2xx"))
+    ]
+    return Result(
+        float(rps.group(1)),
+        _latency_ms(text, "50"),
+        _latency_ms(text, "99"),
+        int(total.group(1)),
+        errors="; ".join(errors),
+    )
+
+
+def wrk(server: Server, headers: dict[str, str], args: argparse.Namespace, seconds: int) -> Result:
+    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    cpu_before = server.cpu_seconds()
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [*argv, server.url + args.path],
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_pinned(WRK_CPUS),
+    )
+    cpu_after = server.cpu_seconds()
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
+    result = parse_wrk(done.stdout)
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        result.cpu_us_per_request = (cpu_after - cpu_before) / result.requests * 1e6
+    return result
+
+
+# --- comparisons ---------------------------------------------------------------------------------
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def expect_status(status: int, headers: dict[str, str], path: str = "/dashboard"):
+    """A Target check: a GET of ``path`` with ``headers`` answers ``status``."""
+
+    def check(url: str) -> None:
+        opener = urllib.request.build_opener(_NoRedirects)
+        request = urllib.request.Request(url + path, headers=headers)  # noqa: S310 - loopback
+        try:
+            with opener.open(request, timeout=5) as response:
+                got = response.status
+        except urllib.error.HTTPError as error:
+            got = error.code
+        if got != status:
+            raise RuntimeError(f"{url}{path}: expected HTTP {status}, got {got}")
+
+    return check
+
+
+def gate_section(args: argparse.Namespace) -> list[Comparison]:
+    """Bare app vs gated app (signed in), under sync and gthread workers."""
+    from bench import apps
+
+    secret = secrets.token_urlsafe(32)
+    os.environ["BENCH_SECRET"] = secret  # the token minted here must verify in the workers
+    token = apps.session_token(apps.make_gate())
+    signed_in = {"Accept": HTML, "Cookie": apps.cookie_header(token)}
+    anonymous = {"Accept": HTML, "Cookie": apps.cookie_header(None)}
+    env = {"BENCH_SECRET": secret}
+
+    def gated_check(url: str) -> None:
+        expect_status(200, signed_in)(url)
+        expect_status(302, anonymous)(url)
+
+    comparisons = []
+    for worker_class in ("sync", "gthread"):
+        threads = args.gthread_threads if worker_class == "gthread" else 1
+        bare = gunicorn("bench.apps:bare", worker_class, args.workers, threads, env)
+        gated = gunicorn("bench.apps:gated", worker_class, args.workers, threads, env)
+        comparisons.append(
+            Comparison(
+                f"gunicorn {worker_class}",
+                Target("bare", bare, signed_in, expect_status(200, signed_in)),
+                Target("gated", gated, signed_in, gated_check),
+                TARGET_RATIO,
+            )
+        )
+    return comparisons
+
+
+def proxy_section(args: argparse.Namespace) -> list[Comparison]:
+    raise SystemExit("the proxy section is not written yet (it waits for qqgate/proxy.py)")
+
+
+SECTIONS = {"gate": gate_section, "proxy": proxy_section}
+
+
+def run_comparison(comparison: Comparison, args: argparse.Namespace) -> bool:
+    print(f"\n## {comparison.label}: {comparison.candidate.name} vs {comparison.baseline.name}")
+    pair = (comparison.baseline, comparison.candidate)
+    results: dict[str, list[Result]] = {t.name: [] for t in pair}
+    with contextlib.ExitStack() as stack:
+        servers = {t.name: stack.enter_context(t.start()) for t in pair}
+        for target in pair:
+            if target.check:
+                _check(target, servers[target.name])
+            wrk(servers[target.name], target.headers, args, args.warmup)
+        for rep in range(args.repeat):
+            for target in pair if rep % 2 == 0 else pair[::-1]:
+                result = wrk(servers[target.name], target.headers, args, args.duration)
+                results[target.name].append(result)
+                print(f"  run {rep + 1} {target.name:<10} {_row(result)}")
+    return summarize(comparison, results)
+
+
+def _check(target: Target, server: Server) -> None:
+    assert target.check is not None
+    try:
+        target.check(server.url)
+    except Exception as error:
+        log = server.log.read_text(errors="replace")[-3000:] if server.log else ""
+        message = f"{target.name} at {server.url} failed its check: {error}"
+        raise SystemExit(f"{message}\n{log}") from None
+
+
+def _row(result: Result) -> str:
+    cpu = result.cpu_us_per_request
+    return (
+        f"{result.requests_per_second:9.0f} req/s  p50 {result.p50_ms:6.2f} ms"
+        f"  p99 {result.p99_ms:6.2f} ms"
+        + (f"  CPU {cpu:6.1f} µs/req" if cpu is not None else "")
+        + (f"  [{result.errors}]" if result.errors else "")
+    )
+
+
+def summarize(comparison: Comparison, results: dict[str, list[Result]]) -> bool:
+    base, cand = results[comparison.baseline.name], results[comparison.candidate.name]
+    pairs = list(zip(base, cand, strict=True))
+    ratios = [c.requests_per_second / b.requests_per_second for b, c in pairs]
+    print(f"  {'medians':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
+    for name, rs in results.items():
+        cpus = [r.cpu_us_per_request for r in rs if r.cpu_us_per_request is not None]
+        print(
+            f"  {name:<10} {statistics.median(r.requests_per_second for r in rs):9.0f}"
+            f" {statistics.median(r.p50_ms for r in rs):8.2f}"
+            f" {statistics.median(r.p99_ms for r in rs):8.2f}"
+            f" {statistics.median(cpus) if cpus else float('nan'):11.1f}"
+        )
+    ratio = statistics.median(ratios)
+    name = f"{comparison.candidate.name}/{comparison.baseline.name}"
+    line = f"  {name} req/s: median of pairs {ratio:.3f} ({', '.join(f'{r:.3f}' for r in ratios)})"
+    ok = comparison.target_ratio is None or ratio >= comparison.target_ratio
+    if comparison.target_ratio is not None:
+        line += f"; target ≥ {comparison.target_ratio}: {'met' if ok else 'MISSED'}"
+    print(line)
+    cpu_pairs = [
+        (b.cpu_us_per_request, c.cpu_us_per_request)
+        for b, c in pairs
+        if b.cpu_us_per_request and c.cpu_us_per_request
+    ]
+    if cpu_pairs:
+        extra = statistics.median(c - b for b, c in cpu_pairs)
+        cpu_ratio = statistics.median(b / c for b, c in cpu_pairs)
+        print(f"  {name} CPU: {extra:+.1f} µs/req; bare/gated CPU per request {cpu_ratio:.3f}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    global SERVER_CPUS, WRK_CPUS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--section", choices=sorted(SECTIONS), action="append")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per server")
+    parser.add_argument("--repeat", type=int, default=3, help="pairs per comparison")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per server")
+    parser.add_argument("--gthread-threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--path", default="/dashboard?tab=1")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to CPUs")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    SERVER_CPUS, WRK_CPUS = cpu_split(args.pin)
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, "
+        f"{args.repeat} pairs; gunicorn --workers {args.workers}; nproc {os.cpu_count()}; "
+        f"python {sys.version.split()[0]}; servers on CPUs {SERVER_CPUS or 'any'}, "
+        f"wrk on {WRK_CPUS or 'any'}"
+    )
+    ok = True
+    for section in args.section or ["gate"]:
+        for comparison in SECTIONS[section](args):
+            ok = run_comparison(comparison, args) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
