@@ -30,16 +30,19 @@ def bare(environ: dict, start_response: Callable) -> Iterable[bytes]:
     return [BODY]
 
 
-def settings(**overrides: str) -> Settings:
-    raw = {
+def settings_mapping(secret: str | None = None) -> dict[str, str]:
+    """The benchmark gate's keys, as a gate.ini section would hold them."""
+    return {
         "app_id": APP_ID,
         "app_key": APP_KEY,
-        "secret_key": os.environ.get("BENCH_SECRET", DEFAULT_SECRET),
+        "secret_key": secret or os.environ.get("BENCH_SECRET", DEFAULT_SECRET),
         "redirect_uri": "https://app.example.com/_qqgate/callback",
         "public_paths": "/static/ /healthz",
     }
-    raw.update(overrides)
-    return settings_from_mapping(raw)
+
+
+def settings(**overrides: str) -> Settings:
+    return settings_from_mapping({**settings_mapping(), **overrides})
 
 
 def make_gate(app: Callable = bare, **kwargs: object) -> QQGate:

@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -320,8 +321,83 @@ def gate_section(args: argparse.Namespace) -> list[Comparison]:
     return comparisons
 
 
+# Servers a section keeps running across its comparisons (the shared upstream); closed by main().
+SECTION_RESOURCES = contextlib.ExitStack()
+PROXY_TARGETS = {"werkzeug": 1.25, "wsgiproxy2": 1.5}  # qqgate's req/s over each peer's
+
+
 def proxy_section(args: argparse.Namespace) -> list[Comparison]:
-    raise SystemExit("the proxy section is not written yet (it waits for qqgate/proxy.py)")
+    """qqgate's proxy mode (gate on, signed in) against werkzeug's ProxyMiddleware, WSGIProxy2,
+    nginx proxy_pass and the upstream itself, all in front of one nginx upstream."""
+    from bench import apps
+
+    args.path = "/app" + args.path  # see bench/proxies.py: werkzeug cannot proxy "/"
+    upstream_port, nginx_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    nginx = SECTION_RESOURCES.enter_context(_nginx(upstream_port, nginx_port))
+    secret = secrets.token_urlsafe(32)
+    os.environ["BENCH_SECRET"] = secret
+    token = apps.session_token(apps.make_gate())
+    signed_in = {"Accept": HTML, "Cookie": apps.cookie_header(token)}
+    config = Path(SECTION_RESOURCES.enter_context(tempfile.TemporaryDirectory())) / "gate.ini"
+    config.write_text(
+        "[qqgate]\n"
+        + "".join(f"{key} = {value}\n" for key, value in apps.settings_mapping(secret).items())
+        + f"upstream = {upstream}\n"
+    )
+    env = {"BENCH_UPSTREAM": upstream, "BENCH_SECRET": secret, "QQGATE_CONFIG": str(config)}
+
+    def proxy(app: str) -> Callable[[], contextlib.AbstractContextManager[Server]]:
+        return gunicorn(app, "gthread", args.workers, args.gthread_threads, env)
+
+    path = args.path.partition("?")[0]
+    answers_200 = expect_status(200, signed_in, path)
+
+    def gate_check(url: str) -> None:
+        answers_200(url)
+        expect_status(302, {"Accept": HTML}, path)(url)
+
+    qqgate = Target("qqgate", proxy("qqgate.wsgi:application"), signed_in, gate_check)
+    peers = {
+        "werkzeug": Target("werkzeug", proxy("bench.proxies:werkzeug_proxy()"), signed_in),
+        "wsgiproxy2": Target("wsgiproxy2", proxy("bench.proxies:wsgiproxy2()"), signed_in),
+        "nginx": Target("nginx", _already(nginx, f"http://127.0.0.1:{nginx_port}"), signed_in),
+        "direct": Target("direct", _already(nginx, upstream), signed_in),
+    }
+    for peer in peers.values():
+        peer.check = answers_200
+    return [
+        Comparison(f"proxy vs {name}", peer, qqgate, PROXY_TARGETS.get(name))
+        for name, peer in peers.items()
+    ]
+
+
+@contextlib.contextmanager
+def _nginx(upstream_port: int, proxy_port: int) -> Iterator[int]:
+    """One nginx: the upstream (a fixed 13-byte answer) and a proxy_pass in front of it."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise SystemExit("nginx not found: apt-get install nginx")
+    template = string.Template((ROOT / "bench" / "nginx.conf.template").read_text())
+    with tempfile.TemporaryDirectory(prefix="qqgate-bench-nginx-") as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(
+            template.substitute(tmp=tmp, upstream_port=upstream_port, proxy_port=proxy_port)
+        )
+        argv = [binary, "-c", str(conf), "-p", tmp]
+        # nginx opens every listener at once: when the proxy port answers, the upstream does too.
+        with running(argv, proxy_port, dict(os.environ), Path(tmp)) as server:
+            yield server.pid
+
+
+def _already(pid: int, url: str) -> Callable[[], contextlib.AbstractContextManager[Server]]:
+    """A Target's ``start`` for a server that the section already runs."""
+
+    @contextlib.contextmanager
+    def start() -> Iterator[Server]:
+        yield Server(url, pid)
+
+    return start
 
 
 SECTIONS = {"gate": gate_section, "proxy": proxy_section}
@@ -421,9 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         f"wrk on {WRK_CPUS or 'any'}"
     )
     ok = True
-    for section in args.section or ["gate"]:
-        for comparison in SECTIONS[section](args):
-            ok = run_comparison(comparison, args) and ok
+    with SECTION_RESOURCES:
+        for section in args.section or ["gate"]:
+            for comparison in SECTIONS[section](args):
+                ok = run_comparison(comparison, args) and ok
     return 0 if ok else 1
 
 
