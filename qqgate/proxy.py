@@ -110,6 +110,9 @@ class UpstreamProxy:
             # on a new connection, when there is no body to resend.
             if not reused or method not in _REPLAYABLE or body is not None:
                 raise
+        except BaseException:  # a timeout, or anything else: the connection is in an unknown state
+            connection.close()
+            raise
         connection = self._pool.new()
         try:
             return connection, _exchange(connection, method, target, headers, None, False)
