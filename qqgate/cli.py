@@ -9,27 +9,11 @@ import sys
 from collections.abc import Sequence
 
 from . import checks
-from .config import ConfigError, Settings, load_settings
+from .config import KEYS, ConfigError, Settings, load_settings
 from .pages import load_templates
 
-_SUMMARY_KEYS = (
-    "app_id",
-    "redirect_uri",
-    "prefix",
-    "qq_base_url",
-    "scope",
-    "timeout",
-    "session_max_age",
-    "cookie_name",
-    "cookie_secure",
-    "cookie_samesite",
-    "cookie_domain",
-    "public_paths",
-    "allowed_openids",
-    "openid_header",
-    "nickname_header",
-    "unionid",
-)
+# Every key but the two secrets, in gate.ini.example's order.
+_SUMMARY_KEYS = tuple(key for key in KEYS if key not in ("app_key", "secret_key"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     """Validate the config, then replace this process with gunicorn (signals go straight to it)."""
     try:
-        load_settings(path)
+        load_checked(path)
     except ConfigError as exc:
         print(f"qqgate: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -80,10 +64,16 @@ def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     os.execv(sys.executable, args)  # noqa: S606 - our own interpreter, fixed arguments
 
 
+def load_checked(path: str) -> Settings:
+    """The settings in ``path``, with the page templates they name loaded once to check them."""
+    settings = load_settings(path)
+    load_templates(settings.templates_dir)
+    return settings
+
+
 def check_config(path: str) -> int:
     try:
-        settings = load_settings(path)
-        load_templates(settings.templates_dir)
+        settings = load_checked(path)
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for key, message in exc.problems:

@@ -186,3 +186,30 @@ def test_secret_prints_a_fresh_strong_key(capsys) -> None:
     assert re.fullmatch(r"[A-Za-z0-9_-]{64}\n", first) and first != second
     settings = settings_from_mapping({**GOOD, "secret_key": first.strip()})
     assert checks.warnings(settings) == []
+
+
+def test_check_summary_lists_every_key_but_the_secrets(tmp_path, capsys) -> None:
+    from qqgate.config import KEYS
+
+    path = write_ini(tmp_path, **GOOD, upstream="http://127.0.0.1:8080", site_name="我的站")
+    code, out, _ = check(capsys, path)
+    assert code == 0
+    for key in KEYS:
+        assert re.search(rf"^  {key} = ", out, re.MULTILINE) or key in ("app_key", "secret_key"), (
+            key
+        )
+    assert "upstream = http://127.0.0.1:8080" in out and "site_name = 我的站" in out
+
+
+def test_serve_refuses_a_broken_template_before_starting_gunicorn(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    def execv(*args):
+        raise AssertionError("serve started gunicorn with a broken template")
+
+    monkeypatch.setattr(os, "execv", execv)
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "error.html").write_text("<p>$no_such_variable</p>", encoding="utf-8")
+    path = write_ini(tmp_path, **GOOD, templates_dir=str(tmp_path / "tpl"))
+    assert main(["serve", "-c", str(path)]) == 1
+    assert "templates_dir" in capsys.readouterr().err
