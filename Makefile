@@ -16,6 +16,7 @@ demo: $(BIN)/.installed
 	$(BIN)/qqgate demo --port $(PORT)
 
 test: $(BIN)/.installed
+	bash tools/system-deps.sh
 	$(BIN)/ruff check qqgate tests bench
 	$(BIN)/python -m pytest
 
