@@ -99,8 +99,7 @@ class SignInRoutes:
             response: Response = HTTPFound(location=self.start_url(environ, next_url))
             response.headerlist.append(("Cache-Control", "no-store"))
         else:
-            login_url = self.url(environ, "/login", next_url)
-            response = json_response(401, {"error": "login_required", "login_url": login_url})
+            response = self._login_required(environ, next_url)
         return response(environ, start_response)
 
     def allowed(self, identity: Identity) -> bool:
@@ -125,8 +124,7 @@ class SignInRoutes:
         """The sign-in page with its QQ button; a visitor already signed in goes on to ``next``."""
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
-        params = wsgiutil.query_params(environ) or {}
-        next_url = safe_next((params.get("next") or [None])[0])
+        next_url = safe_next(_next_param(environ))
         identity = self.identify(environ)
         if identity is not None and self.allowed(identity):
             response: Response = HTTPFound(location=next_url)
@@ -135,8 +133,7 @@ class SignInRoutes:
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
     def login(self, environ: dict) -> Response:
-        params = wsgiutil.query_params(environ) or {}
-        next_url = safe_next((params.get("next") or [None])[0])
+        next_url = safe_next(_next_param(environ))
         state = secrets.token_urlsafe(32)
         pending = [*self._pending(environ), self.states.new(state, next_url)]
         authorize = self.qq.authorize_url(
@@ -156,8 +153,7 @@ class SignInRoutes:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "POST"):
             return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
         identity = self.identify(environ)
-        params = wsgiutil.query_params(environ) or {}
-        requested = (params.get("next") or [None])[0]
+        requested = _next_param(environ)
         if requested:
             response: Response = HTTPFound(location=safe_next(requested))
         else:
@@ -171,8 +167,7 @@ class SignInRoutes:
     def userinfo(self, environ: dict) -> Response:
         identity = self.identify(environ)
         if identity is None:
-            login_url = self.url(environ, "/login")
-            return json_response(401, {"error": "login_required", "login_url": login_url})
+            return self._login_required(environ)
         return json_response(200, identity.as_json())
 
     def auth(self, environ: dict) -> Response:
@@ -299,6 +294,11 @@ class SignInRoutes:
         logs.event(log, logging.INFO, "rejected", status=status, reason=reason, client=client)
         return self.pages.error(environ, status, f"{reason}.title", [message_key])
 
+    def _login_required(self, environ: dict, next_url: str | None = None) -> Response:
+        """The 401 an API client gets instead of a login page."""
+        login_url = self.url(environ, "/login", next_url)
+        return json_response(401, {"error": "login_required", "login_url": login_url})
+
     def _not_found(self, environ: dict) -> Response:
         return self.pages.error(environ, 404, "not_found.title", ["not_found.message"])
 
@@ -340,3 +340,9 @@ class SignInRoutes:
             secure=s.cookie_secure,
             samesite=s.cookie_samesite,
         )
+
+
+def _next_param(environ: dict) -> str | None:
+    """The first ``next`` query parameter, unvalidated (pass it through ``safe_next``)."""
+    params = wsgiutil.query_params(environ) or {}
+    return (params.get("next") or [None])[0]

@@ -34,7 +34,7 @@ class IdentityHeaders:
         # Servers fold "X-QQ_OpenID" and "x-qq-openid" into one environ key: removing by key
         # covers every spelling. Remote-User is on the list for apps that read HTTP_REMOTE_USER.
         self.untrusted_keys = (
-            *(environ_key(name) for name in self._names),
+            *self._keys.values(),
             "HTTP_REMOTE_USER",
             "REMOTE_USER",
             IDENTITY_KEY,

@@ -245,12 +245,9 @@ class SessionCodec:
         except (BadData, ValueError, TypeError):
             return None
         if not (
-            isinstance(openid, str)
-            and isinstance(nickname, str)
-            and isinstance(avatar, str)
+            _all_str(openid, nickname, avatar)
             and (unionid is None or isinstance(unionid, str))
-            and _is_int(signed_in_at)
-            and _is_int(expires)
+            and _all_int(signed_in_at, expires)
         ):
             return None
         # A shorter session_max_age configured later also cuts sessions issued before.
