@@ -96,6 +96,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "本站的服务没有及时响应，请稍后重试。",
         "The site took too long to answer. Please try again shortly.",
     ),
+    "bad_request.title": ("请求无效", "Bad request"),
+    "bad_request.message": (
+        "这个请求无法原样转发给本站的服务。",
+        "This request cannot be passed on to the site as it is.",
+    ),
     "upgrade_unsupported.title": ("不支持 WebSocket", "WebSocket not supported"),
     "upgrade_unsupported.message": (
         "qqgate 的代理模式无法转发协议升级 (WebSocket)：请使用 nginx auth_request 部署方式。",

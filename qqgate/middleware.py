@@ -67,6 +67,7 @@ class QQGate:
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
         self._cookies = CookieReader(settings.cookie_name)
+        self._allowed_openids = settings.allowed_openids
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
@@ -80,7 +81,7 @@ class QQGate:
             if path in self.public_paths:
                 return self.app(environ, start_response)
             return self.routes.challenge(environ, start_response)
-        if not self.routes.allowed(session.identity):
+        if self._allowed_openids and session.identity.openid not in self._allowed_openids:
             return self.routes.forbidden(environ, session.identity)(environ, start_response)
         environ.update(session.environ)
         return self.app(environ, start_response)

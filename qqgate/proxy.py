@@ -1,10 +1,9 @@
 """``UpstreamProxy``: a streaming reverse proxy, the WSGI app the gate wraps in proxy mode.
 
-It talks to one upstream through a pool of keep-alive connections (``http.client`` directly: no
-cookie jar, which in a shared ``requests.Session`` would replay one user's cookies on another
-user's request; and about 80 µs less per request than going through urllib3). Bodies stream both
-ways in large chunks, so a multi-GB upload or download keeps memory flat. What it forwards, and
-what not:
+It talks to one upstream through a pool of keep-alive connections, one HTTP/1.1 exchange at a time
+(``http1``; no cookie jar, which in a shared ``requests.Session`` would replay one user's cookies
+on another user's request). Bodies stream both ways in large chunks, so a multi-GB upload or
+download keeps memory flat. What it forwards, and what not:
 
 - method, the raw path as the client sent it (not re-encoded), query and body;
 - every end-to-end header; never hop-by-hop ones (``Connection`` and what it names, ``Keep-Alive``,
@@ -15,26 +14,25 @@ what not:
 
 Every ``Set-Cookie`` stays a header of its own, redirects are passed to the client rather than
 followed, and a ``Location`` pointing at the upstream's own address is rewritten to the public one.
-An unreachable upstream gives a 502 page, a slow one a 504, and the gate keeps serving.
+An unreachable upstream, or one whose answer cannot be framed safely, gives a 502 page, a slow one
+a 504, and the gate keeps serving. A request that cannot be written as it came gets a 400.
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
-import queue
-import select
+import ssl
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from . import logs
+from . import http1, logs
 from .pages import Pages
 from .redirects import request_target
 
 log = logging.getLogger("qqgate")
 
-CHUNK_SIZE = 256 * 1024
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -52,6 +50,10 @@ HOP_BY_HOP = frozenset(
 # Set by the server in front of the client (gunicorn) for the response the client gets.
 _RESPONSE_SKIP = HOP_BY_HOP | {"date", "server"}
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+# Expect: 100-continue was already answered by the server in front of us.
+_REQUEST_SKIP = HOP_BY_HOP | {"expect"}
+_CGI_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+_MAX_REMEMBERED_NAMES = 512
 
 
 class UpstreamProxy:
@@ -73,6 +75,7 @@ class UpstreamProxy:
         self._upstream_host = parts.netloc
         self._preserve_host = preserve_host
         self._hidden_cookies = frozenset(hidden_cookies)
+        self._header_names: dict[str, str] = {}  # environ key -> header name, "" when not sent
         self._pool = _ConnectionPool(
             parts, connect_timeout=min(timeout, 10.0), timeout=timeout, size=pool_size
         )
@@ -84,27 +87,34 @@ class UpstreamProxy:
             )
             return page(environ, start_response)
         try:
-            connection, upstream_response = self._send(environ)
-        except Exception as exc:  # any failure to reach the app becomes a 502/504 page
+            connection, response = self._send(environ)
+        except Exception as exc:  # any failure to reach the app becomes a 400/502/504 page
             return self._failed(environ, exc)(environ, start_response)
-        headers = self._response_headers(environ, upstream_response.msg.items())
-        start_response(_status_line(upstream_response), headers)
-        return _Body(upstream_response, connection, self._pool)
+        headers = self._response_headers(environ, response.fields)
+        body = response.buffered_body()
+        start_response(_status_line(response), headers)
+        if body is None:
+            return _Body(response, connection, self._pool)
+        self._pool.release(connection, response)  # a small answer that came whole with its head
+        return [body]
 
     def close(self) -> None:
         self._pool.close()
 
     # --- request ------------------------------------------------------------------------------
 
-    def _send(self, environ: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _send(self, environ: dict) -> tuple[http1.Connection, http1.Response]:
         method = environ["REQUEST_METHOD"]
-        target = _raw_target(environ)
         headers = self._request_headers(environ)
-        body, chunked = _request_body(environ)
+        body, length = _request_body(environ)
+        if body is not None and length is None:
+            headers["Transfer-Encoding"] = "chunked"
+        head = http1.request_head(method, _raw_target(environ), headers)
         connection, reused = self._pool.get()
         try:
-            return connection, _exchange(connection, method, target, headers, body, chunked)
-        except (ConnectionError, http.client.BadStatusLine):
+            connection.send(head, body, length)
+            return connection, connection.response(method)
+        except ConnectionError:
             connection.close()
             # A pooled keep-alive connection the upstream had just closed: safe to retry once,
             # on a new connection, when there is no body to resend.
@@ -115,23 +125,29 @@ class UpstreamProxy:
             raise
         connection = self._pool.new()
         try:
-            return connection, _exchange(connection, method, target, headers, None, False)
+            connection.send(head)
+            return connection, connection.response(method)
         except BaseException:
             connection.close()
             raise
 
     def _request_headers(self, environ: dict) -> dict[str, str]:
-        # Expect: 100-continue was already answered by the server in front of us.
-        skip = HOP_BY_HOP | {"expect"} | _connection_tokens(environ.get("HTTP_CONNECTION", ""))
+        names = self._header_names
         headers: dict[str, str] = {}
         for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                name = key[5:].replace("_", "-").title()
-                if name.lower() not in skip:
-                    headers[name] = value
-        for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
-            if environ.get(key):
-                headers[name] = environ[key]
+            name = names.get(key)
+            if name is None:
+                name = _header_name(key)
+                if len(names) < _MAX_REMEMBERED_NAMES:  # environ keys partly come from clients
+                    names[key] = name
+            if name:
+                headers[name] = value
+        if "HTTP_CONNECTION" in environ:  # and the headers it names are hop-by-hop too
+            for token in _connection_tokens(environ["HTTP_CONNECTION"]):
+                headers.pop(token.title(), None)
+        for name in ("Content-Type", "Content-Length"):  # CGI keys that may be empty
+            if headers.get(name) == "":
+                del headers[name]
         cookie = _without_cookies(headers.pop("Cookie", ""), self._hidden_cookies)
         if cookie:
             headers["Cookie"] = cookie
@@ -163,116 +179,102 @@ class UpstreamProxy:
         return headers
 
     def _failed(self, environ: dict, exc: Exception):
-        timed_out = isinstance(exc, TimeoutError)
-        status = 504 if timed_out else 502
-        reason = "timeout" if timed_out else _failure_reason(exc)
+        if isinstance(exc, http1.BadRequest):
+            status, reason, key = 400, str(exc), "bad_request"
+        elif isinstance(exc, TimeoutError):
+            status, reason, key = 504, "timeout", "upstream_timeout"
+        else:
+            status, reason, key = 502, _failure_reason(exc), "upstream_unavailable"
         logs.event(
             log,
             logging.WARNING,
-            "upstream failed",
+            "upstream failed" if status != 400 else "request not forwarded",
             status=status,
             reason=reason,
             method=environ.get("REQUEST_METHOD"),
             path=environ.get("PATH_INFO", "")[:200],
             client=environ.get("REMOTE_ADDR", "-"),
         )
-        key = "upstream_timeout" if timed_out else "upstream_unavailable"
-        retry = (request_target(environ), "action.try_again") if _replayable(environ) else None
+        retry = None
+        if status != 400 and _replayable(environ):
+            retry = (request_target(environ), "action.try_again")
         return self.pages.error(environ, status, f"{key}.title", [f"{key}.message"], action=retry)
 
 
 class _ConnectionPool:
-    """Idle keep-alive connections to one upstream, shared by a worker's threads (a LIFO queue:
-    the most recently used connection is the least likely to have been closed by the upstream)."""
+    """Idle keep-alive connections to one upstream, shared by a worker's threads. Last in, first
+    out: the most recently used connection is the least likely to have been closed by the
+    upstream. (A deque's append and pop are atomic: no lock needed.)"""
 
     def __init__(self, parts, *, connect_timeout: float, timeout: float, size: int) -> None:
         https = parts.scheme == "https"
-        self._factory = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        self._tls = _tls_context() if https else None
         self._host, self._port = parts.hostname, parts.port or (443 if https else 80)
         self._connect_timeout, self._timeout = connect_timeout, timeout
-        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(size)
+        self._size = size
+        self._idle: deque[http1.Connection] = deque()
 
-    def get(self) -> tuple[http.client.HTTPConnection, bool]:
+    def get(self) -> tuple[http1.Connection, bool]:
         """A connection, and whether it was used before."""
         while True:
             try:
-                connection = self._idle.get_nowait()
-            except queue.Empty:
+                connection = self._idle.pop()
+            except IndexError:
                 return self.new(), False
-            if not _dropped(connection):
+            if connection.idle_and_open():
                 return connection, True
             connection.close()
 
-    def new(self) -> http.client.HTTPConnection:
-        connection = self._factory(
-            self._host, self._port, timeout=self._connect_timeout, blocksize=CHUNK_SIZE
+    def new(self) -> http1.Connection:
+        return http1.Connection.open(
+            self._host,
+            self._port,
+            connect_timeout=self._connect_timeout,
+            timeout=self._timeout,
+            tls=self._tls,
         )
-        connection.connect()
-        connection.sock.settimeout(self._timeout)
-        return connection
 
-    def put(self, connection: http.client.HTTPConnection) -> None:
-        try:
-            self._idle.put_nowait(connection)
-        except queue.Full:
+    def release(self, connection: http1.Connection, response: http1.Response) -> None:
+        """Keep ``connection`` for the next request when its exchange ended cleanly."""
+        if response.reusable and len(self._idle) < self._size:
+            self._idle.append(connection)
+        else:
             connection.close()
 
     def close(self) -> None:
         while True:
             try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
+                self._idle.pop().close()
+            except IndexError:
                 return
 
 
-def _dropped(connection: http.client.HTTPConnection) -> bool:
-    """An idle connection that is readable has been closed by the upstream (or holds garbage)."""
-    sock = connection.sock
-    if sock is None:
-        return True
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
-
-
-def _exchange(connection, method, target, headers, body, chunked) -> http.client.HTTPResponse:
-    connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-    for name, value in headers.items():
-        connection.putheader(name, value)
-    if chunked:
-        connection.putheader("Transfer-Encoding", "chunked")
-    connection.endheaders(body, encode_chunked=chunked)
-    return connection.getresponse()
+def _tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()  # certificates and host names verified
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class _Body:
     """The upstream body as a WSGI iterable; when closed, its connection goes back to the pool if
     the body was read to its end and the upstream keeps the connection open."""
 
-    def __init__(self, response: http.client.HTTPResponse, connection, pool) -> None:
+    def __init__(self, response: http1.Response, connection, pool: _ConnectionPool) -> None:
         self._response, self._connection, self._pool = response, connection, pool
-        self._complete = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            while chunk := self._response.read1(CHUNK_SIZE):
-                yield chunk
-            self._complete = True
-        except (OSError, http.client.HTTPException) as exc:
+            yield from self._response.body()
+        except (OSError, http1.BadResponse) as exc:
             # The status line is already sent: all we can do is end the response early.
             logs.event(log, logging.WARNING, "upstream body failed", reason=_failure_reason(exc))
 
     def close(self) -> None:
-        # Closes only the response's reader: http.client's read1() does not mark a response
-        # with a Content-Length as done by itself, and the connection cannot be reused before.
-        self._response.close()
-        if self._complete and not self._response.will_close:
-            self._pool.put(self._connection)
-        else:
-            # Unread body left on the connection (the client went away): never reuse it.
-            self._connection.close()
+        # Unread body left on the connection (the client went away): never reused.
+        self._pool.release(self._connection, self._response)
 
 
-def _status_line(response: http.client.HTTPResponse) -> str:
+def _status_line(response: http1.Response) -> str:
     reason = response.reason
     if not reason:
         try:
@@ -282,20 +284,18 @@ def _status_line(response: http.client.HTTPResponse) -> str:
     return f"{response.status} {reason}"
 
 
-def _request_body(environ: dict) -> tuple[object | None, bool]:
-    """What to send as the body: None, the input stream (known length) or chunks (unknown)."""
+def _request_body(environ: dict) -> tuple[object | None, int | None]:
+    """What to send as the body, and its length: (None, None), the input stream and its length,
+    or chunks and None (a chunked upload of unknown length)."""
     length = environ.get("CONTENT_LENGTH", "")
     stream = environ["wsgi.input"]
     if length:
-        return (stream if length != "0" else None), False
+        if not (length.isascii() and length.isdigit()):
+            raise http1.BadRequest("Content-Length is not a number")
+        return (stream, int(length)) if int(length) else (None, None)
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return _chunks(stream), True
-    return None, False
-
-
-def _chunks(stream) -> Iterator[bytes]:
-    while chunk := stream.read(CHUNK_SIZE):
-        yield chunk
+        return http1.chunks(stream), None
+    return None, None
 
 
 def _raw_target(environ: dict) -> str:
@@ -309,6 +309,14 @@ def _raw_target(environ: dict) -> str:
     if raw.startswith("/") and decoded == environ.get("PATH_INFO"):
         return raw
     return request_target(environ, script_name=False)
+
+
+def _header_name(environ_key: str) -> str:
+    """The request header an environ key stands for, or "" when it is not forwarded."""
+    if environ_key.startswith("HTTP_"):
+        name = environ_key[5:].replace("_", "-").title()
+        return "" if name.lower() in _REQUEST_SKIP else name
+    return _CGI_HEADERS.get(environ_key, "")
 
 
 def _replayable(environ: dict) -> bool:
@@ -329,6 +337,8 @@ def _without_cookies(header: str, hidden: frozenset[str]) -> str:
 def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
-    if isinstance(exc, ConnectionError | http.client.HTTPException):
+    if isinstance(exc, http1.BadResponse):
+        return "bad_response"
+    if isinstance(exc, ConnectionError):
         return "connection_lost"
     return type(exc).__name__
