@@ -30,7 +30,12 @@ from collections.abc import Iterable, Iterator
 MAX_HEAD = 64 * 1024
 MAX_FIELDS = 100
 MAX_INTERIM = 16
-READ_SIZE = 256 * 1024
+# At most 128 KiB per read: a read of more makes glibc's malloc map and unmap memory for every
+# call (three syscalls, ~14 µs), whatever arrives. Heads are read 64 KiB at a time.
+READ_SIZE = 128 * 1024
+HEAD_READ_SIZE = 64 * 1024
+# Request bodies are read from the WSGI server's input stream, where larger reads measured faster.
+BODY_SEND_SIZE = 256 * 1024
 # A small body is sent with the head in one write: one syscall, no Nagle wait between the two.
 SMALL_BODY = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -153,7 +158,7 @@ class Connection:
         sock.sendall(head)
         remaining = length
         while remaining:
-            chunk = stream.read(min(READ_SIZE, remaining))
+            chunk = stream.read(min(BODY_SEND_SIZE, remaining))
             if not chunk:
                 raise BadRequest("the request body ended before its Content-Length")
             sock.sendall(chunk)
@@ -181,7 +186,7 @@ class Connection:
             if len(data) > MAX_HEAD:
                 raise BadResponse("response head over 64 KiB")
             searched = max(0, len(data) - 3)
-            more = self.sock.recv(READ_SIZE)
+            more = self.sock.recv(HEAD_READ_SIZE)
             if not more:
                 if data:
                     raise BadResponse("connection closed in the middle of the response head")
@@ -216,7 +221,7 @@ class Connection:
         while (end := data.find(b"\n")) < 0:
             if len(data) > 4096:
                 raise BadResponse("chunk size line over 4 KiB")
-            more = self.sock.recv(READ_SIZE)
+            more = self.sock.recv(HEAD_READ_SIZE)
             if not more:
                 raise IncompleteBody("connection closed inside a chunked body")
             data += more
@@ -400,7 +405,7 @@ def _read_exactly(stream, length: int) -> bytes:
     return b"".join(parts)
 
 
-def chunks(stream, size: int = READ_SIZE) -> Iterable[bytes]:
+def chunks(stream, size: int = BODY_SEND_SIZE) -> Iterable[bytes]:
     """A readable stream as an iterable of chunks (a request body of unknown length)."""
     while chunk := stream.read(size):
         yield chunk
