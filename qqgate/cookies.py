@@ -38,7 +38,7 @@ class CookieReader:
     always ``cookie_values(header, name)[0]``, a pure function of the header.
     """
 
-    __slots__ = ("_memo", "_plain", "name")
+    __slots__ = ("_memo", "_plain", "name", "remembered")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -46,6 +46,8 @@ class CookieReader:
         # that starts with "name=" is certainly our pair.
         self._plain = bool(name) and name.strip() == name and "=" not in name and ";" not in name
         self._memo: dict[str, str] = {}
+        # The memo alone: the first value for a header seen before, else None (no parsing).
+        self.remembered = self._memo.get
 
     def first(self, header: str) -> str | None:
         value = self._memo.get(header)
