@@ -112,6 +112,8 @@ class Comparison:
     baseline: Target
     candidate: Target
     target_ratio: float | None = None
+    # Called with the running servers once the pairs are done (more figures to print).
+    report: Callable[[dict[str, Server]], None] | None = None
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ def expect_status(status: int, headers: dict[str, str], path: str = "/dashboard"
     return check
 
 
-def gate_section(args: argparse.Namespace) -> list[Comparison]:
+def gate_section(args: argparse.Namespace, timed: bool = False) -> list[Comparison]:
     """Bare app vs gated app (signed in), under sync and gthread workers."""
     from bench import apps
 
@@ -308,17 +310,35 @@ def gate_section(args: argparse.Namespace) -> list[Comparison]:
     comparisons = []
     for worker_class in ("sync", "gthread"):
         threads = args.gthread_threads if worker_class == "gthread" else 1
-        bare = gunicorn("bench.apps:bare", worker_class, args.workers, threads, env)
-        gated = gunicorn("bench.apps:gated", worker_class, args.workers, threads, env)
+        prefix = "bench.apps:timed_" if timed else "bench.apps:"
+        bare = gunicorn(f"{prefix}bare", worker_class, args.workers, threads, env)
+        gated = gunicorn(f"{prefix}gated", worker_class, args.workers, threads, env)
         comparisons.append(
             Comparison(
-                f"gunicorn {worker_class}",
+                f"gunicorn {worker_class}" + (", timed in the worker" if timed else ""),
                 Target("bare", bare, signed_in, expect_status(200, signed_in)),
                 Target("gated", gated, signed_in, gated_check),
                 TARGET_RATIO,
+                report=_print_in_call if timed else None,
             )
         )
     return comparisons
+
+
+def in_call_section(args: argparse.Namespace) -> list[Comparison]:
+    """The gate section with each app call timed inside the worker (``bench.apps.Timed``): the
+    gate's own cost per request where it runs, free of the noise of req/s on a shared machine."""
+    return gate_section(args, timed=True)
+
+
+def _print_in_call(servers: dict[str, Server]) -> None:
+    means = {}
+    for name, server in servers.items():
+        with urllib.request.urlopen(server.url + "/__in_call", timeout=5) as response:  # noqa: S310
+            mean, calls = response.read().decode().split()
+        means[name] = float(mean)
+        print(f"  in the worker: {name:<6} {float(mean):6.2f} µs per app call ({calls} calls)")
+    print(f"  in the worker: the gate adds {means['gated'] - means['bare']:+.2f} µs per request")
 
 
 # Servers a section keeps running across its comparisons (the shared upstream); closed by main().
@@ -400,7 +420,7 @@ def _already(pid: int, url: str) -> Callable[[], contextlib.AbstractContextManag
     return start
 
 
-SECTIONS = {"gate": gate_section, "proxy": proxy_section}
+SECTIONS = {"gate": gate_section, "in-call": in_call_section, "proxy": proxy_section}
 
 
 def run_comparison(comparison: Comparison, args: argparse.Namespace) -> bool:
@@ -418,6 +438,8 @@ def run_comparison(comparison: Comparison, args: argparse.Namespace) -> bool:
                 result = wrk(servers[target.name], target.headers, args, args.duration)
                 results[target.name].append(result)
                 print(f"  run {rep + 1} {target.name:<10} {_row(result)}")
+        if comparison.report:
+            comparison.report(servers)
     return summarize(comparison, results)
 
 

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 MAX_HEAD = 64 * 1024
 MAX_FIELDS = 100
 MAX_INTERIM = 16
-# At most 128 KiB per read: a read of more makes glibc's malloc map and unmap memory for every
-# call (three syscalls, ~14 µs), whatever arrives. Heads are read 64 KiB at a time.
+# At most 128 KiB per read: for a 256 KiB read glibc's malloc maps, remaps and unmaps memory on
+# every call, whatever arrives (16 µs instead of 3; bench/recv_size.py). Heads: 64 KiB at a time.
 READ_SIZE = 128 * 1024
 HEAD_READ_SIZE = 64 * 1024
 # Request bodies are read from the WSGI server's input stream, where larger reads measured faster.
