@@ -9,6 +9,8 @@ Cases, all on the same realistic environ (25 keys as gunicorn builds them, a Coo
 - ``miss``: the gate, signed in, a token it has never seen (the first request after a sign-in or a
   worker restart): the signature is checked and the identity rendered.
 - ``challenge``: the gate, not signed in, a browser navigation: the 302 to the login.
+- ``auth``: nginx's auth_request subrequest to ``/_qqgate/auth`` for a signed-in visitor: the 202
+  with the identity headers (in that deployment, the gate's answer to every request).
 - ``loads``: itsdangerous ``URLSafeSerializer.loads()`` of the session token alone.
 
 The cases run interleaved, round robin, in batches of about 20 ms each; every figure is the median
@@ -102,6 +104,13 @@ class Cases:
         self.token = apps.session_token(self.gate)
         self.signed_in = base_environ(apps.cookie_header(self.token))
         self.anonymous = base_environ(apps.cookie_header(None))
+        # nginx's auth_request subrequest for a signed-in visitor (deploy/nginx-auth-request.conf)
+        self.auth_request = {
+            **self.signed_in,
+            "PATH_INFO": "/_qqgate/auth",
+            "QUERY_STRING": "",
+            "HTTP_X_ORIGINAL_URI": "/dashboard?tab=1",
+        }
         self._fresh = int(time.time()) - 1
         self._check()
 
@@ -113,10 +122,10 @@ class Cases:
             statuses.append(status.split()[0])
             return _write
 
-        for environ in (self.signed_in, self.anonymous):
+        for environ in (self.signed_in, self.anonymous, self.auth_request):
             list(self.gate(environ.copy(), record))
         assert self.fresh(self.signed_in, 1)[0]["HTTP_COOKIE"] is not self.signed_in["HTTP_COOKIE"]
-        assert statuses == ["200", "302"], statuses
+        assert statuses == ["200", "302", "202"], statuses
         environ = self.signed_in.copy()
         list(self.gate(environ, record))
         assert environ["HTTP_X_QQ_OPENID"] == apps.OPENID, "the gate did not sign the request in"
@@ -146,6 +155,9 @@ class Cases:
     def challenge(self, n: int) -> float:
         return run_requests(self.gate, self.fresh(self.anonymous, n)) / n * 1e6
 
+    def auth(self, n: int) -> float:
+        return run_requests(self.gate, self.fresh(self.auth_request, n)) / n * 1e6
+
     def loads(self, n: int) -> float:
         # Stock itsdangerous, configured as qqgate's session serializer is.
         serializer = URLSafeSerializer(
@@ -166,6 +178,7 @@ NAMES = {
     "hit": "gate, signed in, cache hit",
     "miss": "gate, signed in, cache miss",
     "challenge": "gate, not signed in (302)",
+    "auth": "auth_request, signed in (202)",
     "loads": "itsdangerous loads() alone",
 }
 

@@ -96,11 +96,11 @@ class SignInRoutes:
         """Send a browser to sign in; tell an API client with a 401, never a login page."""
         next_url = safe_next(request_target(environ))
         if wsgiutil.wants_html(environ):
-            response: Response = HTTPFound(location=self.start_url(environ, next_url))
-            response.headerlist.append(("Cache-Control", "no-store"))
-        else:
-            response = self._login_required(environ, next_url)
-        return response(environ, start_response)
+            # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
+            location = self.start_url(environ, next_url)
+            headers = [("Location", location), ("Cache-Control", "no-store")]
+            return wsgiutil.HeadersOnly("302 Found", headers)(environ, start_response)
+        return self._login_required(environ, next_url)(environ, start_response)
 
     def allowed(self, identity: Identity) -> bool:
         allowed = self.settings.allowed_openids
@@ -170,24 +170,24 @@ class SignInRoutes:
             return self._login_required(environ)
         return json_response(200, identity.as_json())
 
-    def auth(self, environ: dict) -> Response:
+    def auth(self, environ: dict) -> wsgiutil.HeadersOnly:
         """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
         identity = self.identify(environ)
+        headers = [("Cache-Control", "no-store")]
         if identity is None:
-            response = Response(status=401)
+            status = "401 Unauthorized"
             if wsgiutil.wants_html(environ):
                 # Where nginx should send a browser. X-Original-URI only picks the return path,
                 # which safe_next() confines to this site: it decides nothing about access.
                 target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
-                response.headers["X-QQGate-Login"] = self.start_url(environ, target)
+                headers.append(("X-QQGate-Login", self.start_url(environ, target)))
         elif not self.allowed(identity):
-            response = Response(status=403)
+            status = "403 Forbidden"
         else:
-            response = Response(status=202)
-            response.headerlist.extend(self.identity_headers.headers(identity))
+            status = "202 Accepted"
+            headers += self.identity_headers.headers(identity)
             environ["REMOTE_USER"] = identity.openid  # for the access log
-        response.headerlist.append(("Cache-Control", "no-store"))
-        return response
+        return wsgiutil.HeadersOnly(status, headers)
 
     def ping(self, environ: dict) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
