@@ -1,22 +1,22 @@
 """Requests per second over HTTP: gunicorn serving the bare app and the gated app, loaded by wrk.
 
 Everything runs on 127.0.0.1: servers on free ports, each with its own temp dir (log, pid file,
-worker heartbeat files), started and stopped by this script. For each worker class the two servers
-are started side by side; then wrk loads one and then the other, back to back (the order flips each
-repetition, so drift hits both alike), and the ratio is taken per pair. The gated app is loaded with
+worker heartbeat files), started and stopped by this script. For each pair the two servers are
+started side by side, as new processes (two processes of the same code differ by a few percent:
+``--section noise`` shows it); then wrk loads one and then the other, back to back (the order flips
+each pair, so drift hits both alike), and the ratio is taken per pair. The gated app is loaded with
 a valid session cookie among other cookies, as a signed-in browser sends it.
 
 Besides req/s and wrk's p50/p99, each run reports the server's CPU time per request (all its
 processes, from /proc): on a shared machine that figure is much steadier than req/s, because time
 stolen by other processes does not count in it.
 
-    python -m bench.http [--duration 5] [--repeat 3] [--workers 1] [--section gate]
+    python -m bench.http [--duration 5] [--repeat 3] [--section gate|in-call|noise|proxy]
 
 Needs ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``). By default the servers are pinned to the
 last CPU and wrk to the others (``--no-pin`` to let the scheduler choose).
 
-Adding a section (the proxy comparisons: qqgate.proxy against a direct upstream, nginx
-``proxy_pass``, werkzeug's ProxyMiddleware and WSGIProxy2): write a function that returns
+Adding a section: write a function that returns
 :class:`Comparison` objects, each two :class:`Target` (anything with a ``start`` context manager
 that yields a :class:`Server`), and register it in ``SECTIONS``.
 """
@@ -325,6 +325,25 @@ def gate_section(args: argparse.Namespace, timed: bool = False) -> list[Comparis
     return comparisons
 
 
+def noise_section(args: argparse.Namespace) -> list[Comparison]:
+    """The bare app against itself (two servers, same code): how far a ratio strays when nothing
+    differs, the measurement's floor on this machine."""
+    env = {"BENCH_SECRET": secrets.token_urlsafe(32)}
+    headers = {"Accept": HTML, "Cookie": "a=1"}
+    comparisons = []
+    for worker_class in ("sync", "gthread"):
+        threads = args.gthread_threads if worker_class == "gthread" else 1
+        start = gunicorn("bench.apps:bare", worker_class, args.workers, threads, env)
+        comparisons.append(
+            Comparison(
+                f"gunicorn {worker_class}, nothing differs",
+                Target("bare", start, headers, expect_status(200, headers)),
+                Target("bare-too", start, headers, expect_status(200, headers)),
+            )
+        )
+    return comparisons
+
+
 def in_call_section(args: argparse.Namespace) -> list[Comparison]:
     """The gate section with each app call timed inside the worker (``bench.apps.Timed``): the
     gate's own cost per request where it runs, free of the noise of req/s on a shared machine."""
@@ -335,10 +354,11 @@ def _print_in_call(servers: dict[str, Server]) -> None:
     means = {}
     for name, server in servers.items():
         with urllib.request.urlopen(server.url + "/__in_call", timeout=5) as response:  # noqa: S310
-            mean, calls = response.read().decode().split()
-        means[name] = float(mean)
-        print(f"  in the worker: {name:<6} {float(mean):6.2f} µs per app call ({calls} calls)")
-    print(f"  in the worker: the gate adds {means['gated'] - means['bare']:+.2f} µs per request")
+            means[name] = float(response.read().decode().split()[0])
+    print(
+        f"  in the worker: bare {means['bare']:.2f}, gated {means['gated']:.2f} µs per app call;"
+        f" the gate adds {means['gated'] - means['bare']:+.2f} µs per request"
+    )
 
 
 # Servers a section keeps running across its comparisons (the shared upstream); closed by main().
@@ -420,26 +440,33 @@ def _already(pid: int, url: str) -> Callable[[], contextlib.AbstractContextManag
     return start
 
 
-SECTIONS = {"gate": gate_section, "in-call": in_call_section, "proxy": proxy_section}
+SECTIONS = {
+    "gate": gate_section,
+    "in-call": in_call_section,
+    "noise": noise_section,
+    "proxy": proxy_section,
+}
 
 
 def run_comparison(comparison: Comparison, args: argparse.Namespace) -> bool:
     print(f"\n## {comparison.label}: {comparison.candidate.name} vs {comparison.baseline.name}")
     pair = (comparison.baseline, comparison.candidate)
     results: dict[str, list[Result]] = {t.name: [] for t in pair}
-    with contextlib.ExitStack() as stack:
-        servers = {t.name: stack.enter_context(t.start()) for t in pair}
-        for target in pair:
-            if target.check:
-                _check(target, servers[target.name])
-            wrk(servers[target.name], target.headers, args, args.warmup)
-        for rep in range(args.repeat):
+    for rep in range(args.repeat):
+        # New processes for every pair: two processes of the same code differ by a few percent
+        # (hash seed, memory layout; see --section noise), which one long-lived pair would keep.
+        with contextlib.ExitStack() as stack:
+            servers = {t.name: stack.enter_context(t.start()) for t in pair}
+            for target in pair:
+                if target.check:
+                    _check(target, servers[target.name])
+                wrk(servers[target.name], target.headers, args, args.warmup)
             for target in pair if rep % 2 == 0 else pair[::-1]:
                 result = wrk(servers[target.name], target.headers, args, args.duration)
                 results[target.name].append(result)
                 print(f"  run {rep + 1} {target.name:<10} {_row(result)}")
-        if comparison.report:
-            comparison.report(servers)
+            if comparison.report:
+                comparison.report(servers)
     return summarize(comparison, results)
 
 
@@ -491,7 +518,8 @@ def summarize(comparison: Comparison, results: dict[str, list[Result]]) -> bool:
     if cpu_pairs:
         extra = statistics.median(c - b for b, c in cpu_pairs)
         cpu_ratio = statistics.median(b / c for b, c in cpu_pairs)
-        print(f"  {name} CPU: {extra:+.1f} µs/req; bare/gated CPU per request {cpu_ratio:.3f}")
+        inverse = f"{comparison.baseline.name}/{comparison.candidate.name}"
+        print(f"  {name} CPU: {extra:+.1f} µs/req; {inverse} CPU per request {cpu_ratio:.3f}")
     return ok
 
 
