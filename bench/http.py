@@ -2,9 +2,10 @@
 
 Everything runs on 127.0.0.1: servers on free ports, each with its own temp dir (log, pid file,
 worker heartbeat files), started and stopped by this script. For each pair the two servers are
-started side by side, as new processes (two processes of the same code differ by a few percent:
-``--section noise`` shows it); then wrk loads one and then the other, back to back (the order flips
-each pair, so drift hits both alike), and the ratio is taken per pair. The gated app is loaded with
+started side by side, as new processes (so that no one process's luck weighs on every ratio; how
+far ratios stray when nothing differs is what ``--section noise`` shows); then wrk loads one and
+then the other, back to back (the order flips each pair, so drift hits both alike), and the ratio
+is taken per pair. The gated app is loaded with
 a valid session cookie among other cookies, as a signed-in browser sends it.
 
 Besides req/s and wrk's p50/p99, each run reports the server's CPU time per request (all its
@@ -453,8 +454,8 @@ def run_comparison(comparison: Comparison, args: argparse.Namespace) -> bool:
     pair = (comparison.baseline, comparison.candidate)
     results: dict[str, list[Result]] = {t.name: [] for t in pair}
     for rep in range(args.repeat):
-        # New processes for every pair: two processes of the same code differ by a few percent
-        # (hash seed, memory layout; see --section noise), which one long-lived pair would keep.
+        # New processes for every pair, so that no one process's luck (hash seed, memory layout)
+        # weighs on every ratio of the comparison.
         with contextlib.ExitStack() as stack:
             servers = {t.name: stack.enter_context(t.start()) for t in pair}
             for target in pair:
