@@ -257,6 +257,11 @@ def test_unframeable_answers_are_refused(pair, raw) -> None:
             OK + b"Transfer-Encoding: chunked\r\n\r\n", http1.IncompleteBody, id="cut-before-chunk"
         ),
         pytest.param(OK + b"Content-Length: 10\r\n\r\nabc", http1.IncompleteBody, id="cut-sized"),
+        pytest.param(
+            OK + b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + b"X-T: 1\r\n" * 101 + b"\r\n",
+            http1.BadResponse,
+            id="endless-trailers",
+        ),
     ],
 )
 def test_broken_bodies_raise_and_are_never_reused(pair, raw, error) -> None:
