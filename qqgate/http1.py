@@ -41,11 +41,15 @@ SMALL_BODY = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
 _BLANKS = " \t"
 
+# RFC 9110: a token's characters, and what a field value may not hold (controls other than TAB).
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_VALUE_CHAR = r"[^\x00-\x08\x0a-\x1f\x7f]"
+
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
-_STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-_FIELD = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[\t ]*([^\x00-\x08\x0a-\x1f\x7f]*?)[\t ]*\r?\n")
-_FIELD_LINES = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*\r?\n)*")
-_TOKENS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_STATUS_LINE = re.compile(rf"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ({_VALUE_CHAR}*))?")
+_FIELD = re.compile(rf"({_TCHARS}):[\t ]*({_VALUE_CHAR}*?)[\t ]*\r?\n")
+_FIELD_LINES = re.compile(rf"(?:{_TCHARS}:{_VALUE_CHAR}*\r?\n)*")
+_TOKENS = re.compile(_TCHARS)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(r"[\x21-\x7e\x80-\xff]+")
 _CHUNK_SIZE = re.compile(rb"[ \t]*([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
@@ -279,6 +283,7 @@ class Response:
         "_keep_alive",
         "_length",
         "complete",
+        "connection_tokens",
         "fields",
         "reason",
         "status",
@@ -297,6 +302,8 @@ class Response:
         self._connection = connection
         self.complete = False
         connection_tokens, lengths, codings = _framing_fields(fields)
+        # The fields the Connection header names are hop-by-hop: the proxy drops them too.
+        self.connection_tokens = connection_tokens
         self._keep_alive = (
             "keep-alive" in connection_tokens if version == 0 else "close" not in connection_tokens
         )
@@ -369,22 +376,25 @@ class Response:
         raise BadResponse("over 100 trailer fields")
 
 
-def _framing_fields(fields: list[tuple[str, str]]) -> tuple[set[str], list[str], list[str]]:
+def _framing_fields(
+    fields: list[tuple[str, str]],
+) -> tuple[frozenset[str], list[str], list[str]]:
     connection: set[str] = set()
     lengths: list[str] = []
     codings: list[str] = []
     for name, value in fields:
         lower = name.lower()
         if lower == "connection":
-            connection.update(_split_list(value))
+            connection.update(list_tokens(value))
         elif lower == "content-length":
-            lengths.extend(_split_list(value))
+            lengths.extend(list_tokens(value))
         elif lower == "transfer-encoding":
-            codings.extend(_split_list(value))
-    return connection, lengths, codings
+            codings.extend(list_tokens(value))
+    return frozenset(connection), lengths, codings
 
 
-def _split_list(value: str) -> list[str]:
+def list_tokens(value: str) -> list[str]:
+    """The items of a comma-separated header value, lowercased, empty ones skipped."""
     return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 

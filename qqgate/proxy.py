@@ -90,7 +90,7 @@ class UpstreamProxy:
             connection, response = self._send(environ)
         except Exception as exc:  # any failure to reach the app becomes a 400/502/504 page
             return self._failed(environ, exc)(environ, start_response)
-        headers = self._response_headers(environ, response.fields)
+        headers = self._response_headers(environ, response)
         body = response.buffered_body()
         start_response(_status_line(response), headers)
         if body is None:
@@ -143,7 +143,7 @@ class UpstreamProxy:
             if name:
                 headers[name] = value
         if "HTTP_CONNECTION" in environ:  # and the headers it names are hop-by-hop too
-            for token in _connection_tokens(environ["HTTP_CONNECTION"]):
+            for token in http1.list_tokens(environ["HTTP_CONNECTION"]):
                 headers.pop(token.title(), None)
         for name in ("Content-Type", "Content-Length"):  # CGI keys that may be empty
             if headers.get(name) == "":
@@ -162,14 +162,11 @@ class UpstreamProxy:
 
     # --- response -----------------------------------------------------------------------------
 
-    def _response_headers(
-        self, environ: dict, upstream_headers: list[tuple[str, str]]
-    ) -> list[tuple[str, str]]:
-        connection = ",".join(v for n, v in upstream_headers if n.lower() == "connection")
-        skip = _RESPONSE_SKIP | _connection_tokens(connection)
+    def _response_headers(self, environ: dict, response: http1.Response) -> list[tuple[str, str]]:
+        skip = _RESPONSE_SKIP | response.connection_tokens
         public = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
         headers = []
-        for name, value in upstream_headers:  # one pair per header line
+        for name, value in response.fields:  # one pair per header line
             lower = name.lower()
             if lower in skip:
                 continue
@@ -321,10 +318,6 @@ def _header_name(environ_key: str) -> str:
 
 def _replayable(environ: dict) -> bool:
     return environ.get("REQUEST_METHOD") in ("GET", "HEAD")
-
-
-def _connection_tokens(value: str) -> frozenset[str]:
-    return frozenset(token.strip().lower() for token in value.split(",") if token.strip())
 
 
 def _without_cookies(header: str, hidden: frozenset[str]) -> str:

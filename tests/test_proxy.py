@@ -405,6 +405,22 @@ def test_chunked_answer_reaches_the_client_decoded() -> None:
     assert "Transfer-Encoding" not in response.headers
 
 
+def test_headers_the_upstream_names_in_connection_are_not_passed_on() -> None:
+    upstream = ScriptedUpstream(
+        [
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: X-Hop, Keep-Alive\r\nX-Hop: private\r\n"
+                b"Keep-Alive: timeout=5\r\nX-End: kept\r\nContent-Length: 2\r\n\r\nok",
+                False,
+            )
+        ]
+    )
+    (response,) = proxied(upstream, Request.blank("/x"))
+    assert response.headers["X-End"] == "kept"
+    for hop in ("Connection", "X-Hop", "Keep-Alive"):
+        assert hop not in response.headers
+
+
 @pytest.mark.parametrize(
     "raw",
     [
