@@ -71,7 +71,7 @@ class Server:
     def cpu_seconds(self) -> float | None:
         """User + system CPU of the process and its children (gunicorn's workers), if known."""
         try:
-            return sum(_cpu_ticks(pid) for pid in _process_tree(self.pid)) / CLOCK_TICKS
+            return sum(_cpu_ticks(pid) for pid in process_tree(self.pid)) / CLOCK_TICKS
         except OSError:
             return None
 
@@ -81,7 +81,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -183,7 +183,7 @@ def running(argv: list[str], port: int, env: dict[str, str], workdir: Path) -> I
         log.close()
 
 
-def _gunicorn_extra_flags() -> list[str]:
+def gunicorn_extra_flags() -> list[str]:
     # Recent gunicorn opens a control socket by default; ours must leave nothing behind.
     help_text = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True, check=False
@@ -206,7 +206,7 @@ def gunicorn(
                 *("--workers", str(workers), "--worker-class", worker_class),
                 *("--threads", str(threads), "--log-level", "warning"),
                 *("--pid", str(workdir / "gunicorn.pid"), "--worker-tmp-dir", str(workdir)),
-                *_gunicorn_extra_flags(),
+                *gunicorn_extra_flags(),
                 app,
             ]
             full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import requests
 
+from bench.http import free_port, gunicorn_extra_flags, process_tree, wait_for_port
 from qqgate.session import Identity, SessionCodec
 
 MiB = 1024 * 1024
@@ -52,27 +52,11 @@ def _zeros(size: int) -> Iterator[bytes]:
         size -= MiB
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
     args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--timeout",
-        "120",
+        *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+        *("--workers", "1", "--worker-class", "gthread", "--threads", "4", "--timeout", "120"),
+        *gunicorn_extra_flags(),
         app,
     ]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
@@ -82,27 +66,19 @@ def _start(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"{app} did not start")
+    try:
+        wait_for_port(port, process)
+    except RuntimeError as error:
+        process.kill()
+        raise SystemExit(f"{app} did not start: {error}") from None
+    return process
 
 
 def _worker(master: int) -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                return int(entry.name)
-    raise SystemExit("no gunicorn worker found")
+    workers = process_tree(master)[1:]
+    if not workers:
+        raise SystemExit("no gunicorn worker found")
+    return workers[0]
 
 
 def _vm(pid: int, field: str) -> float:
@@ -136,7 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     size = parser.parse_args().size_mib * MiB
-    upstream_port, gate_port = _free_port(), _free_port()
+    upstream_port, gate_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "gate.ini"
         config.write_text(
