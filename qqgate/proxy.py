@@ -6,21 +6,37 @@ on another user's request). Bodies stream both ways in large chunks, so a multi-
 download keeps memory flat. What it forwards, and what not:
 
 - method, the raw path as the client sent it (not re-encoded), query and body;
-- every end-to-end header; never hop-by-hop ones (``Connection`` and what it names, ``Keep-Alive``,
-  ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Proxy-*``), in either direction;
-- the identity headers the gate set (client-sent ones were already removed by the gate);
+- every end-to-end header the client sent; never hop-by-hop ones (``Connection`` and what it
+  names, ``Keep-Alive``, ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Proxy-*``), in
+  either direction;
 - the client's cookies minus the gate's own: an upstream that logs cookies cannot replay a session;
-- ``X-Forwarded-For`` (appended), ``-Proto`` and ``-Host``.
+- then what the gate owns, which nothing a client sends can remove or override: the framing of
+  the body the proxy itself sends (``Content-Length``, or ``Transfer-Encoding: chunked``),
+  ``Host``, ``X-Forwarded-For`` (appended), ``-Proto`` and ``-Host``, and the identity headers
+  the gate set (client-sent ones were already removed by the gate).
+
+Framing comes from what the proxy knows, never from a header the client wrote: the client's
+``Content-Length`` and ``Transfer-Encoding`` are never copied, and a client naming a header in
+``Connection`` removes only its own copy. An upstream that ignores a body it did not expect must
+never read it as a request: a body on GET, HEAD or TRACE is refused (400; no browser can send
+one), and any request with a body is the last one on its upstream connection (it goes out with
+``Connection: close`` and the connection is never pooled again).
 
 Every ``Set-Cookie`` stays a header of its own, redirects are passed to the client rather than
 followed, and a ``Location`` pointing at the upstream's own address is rewritten to the public one.
 An unreachable upstream, or one whose answer cannot be framed safely, gives a 502 page, a slow one
-a 504, and the gate keeps serving. A request that cannot be written as it came gets a 400.
+a 504, and the gate keeps serving. A request that cannot be written as it came, or whose body
+breaks its own framing, gets a 400. An answer whose body ends early (the upstream closed, a bad
+chunk, a timeout) aborts the client's connection, so the client sees a truncated answer, never a
+complete-looking one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +46,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from . import http1, logs
 from .pages import Pages
 from .redirects import request_target
+from .wsgiutil import environ_key
 
 log = logging.getLogger("qqgate")
 
@@ -49,10 +66,19 @@ HOP_BY_HOP = frozenset(
 )
 # Set by the server in front of the client (gunicorn) for the response the client gets.
 _RESPONSE_SKIP = HOP_BY_HOP | {"date", "server"}
+_RESPONSE_SKIP = _RESPONSE_SKIP | {"content-length"}  # set from the parsed length
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
-# Expect: 100-continue was already answered by the server in front of us.
-_REQUEST_SKIP = HOP_BY_HOP | {"expect"}
-_CGI_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+# A body on these is refused: it has no defined meaning (RFC 9110, 9.3), servers often leave it
+# unread and would take it for the next request, and no browser can send one (fetch() refuses).
+# DELETE and OPTIONS bodies, which fetch() can send, go out like any body: on a connection that
+# closes after them.
+_NO_BODY = frozenset({"GET", "HEAD", "TRACE"})
+# Methods that usually carry a body: without one, they say so with Content-Length: 0.
+_BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
+# Expect: 100-continue was already answered by the server in front of us. Host and the framing
+# headers are the gate's own, set after the client's headers are copied.
+_REQUEST_SKIP = HOP_BY_HOP | {"expect", "host", "content-length"}
+_CGI_HEADERS = {"CONTENT_TYPE": "Content-Type"}
 _MAX_REMEMBERED_NAMES = 512
 
 
@@ -66,6 +92,7 @@ class UpstreamProxy:
         timeout: float = 60.0,
         preserve_host: bool = True,
         hidden_cookies: Iterable[str] = (),
+        identity_headers: Iterable[str] = (),
         pool_size: int = 32,
         pages: Pages,
     ) -> None:
@@ -75,7 +102,10 @@ class UpstreamProxy:
         self._upstream_host = parts.netloc
         self._preserve_host = preserve_host
         self._hidden_cookies = frozenset(hidden_cookies)
-        self._header_names: dict[str, str] = {}  # environ key -> header name, "" when not sent
+        # The identity headers the gate set (environ key, header name): added last.
+        self._identity = tuple((environ_key(name), name) for name in identity_headers)
+        self._header_names: dict[str, str] = dict.fromkeys(dict(self._identity), "")
+        # ^ environ key -> header name, "" when not copied from the client
         self._pool = _ConnectionPool(
             parts, connect_timeout=min(timeout, 10.0), timeout=timeout, size=pool_size
         )
@@ -94,7 +124,7 @@ class UpstreamProxy:
         body = response.buffered_body()
         start_response(_status_line(response), headers)
         if body is None:
-            return _Body(response, connection, self._pool)
+            return _Body(response, connection, self._pool, environ)
         self._pool.release(connection, response)  # a small answer that came whole with its head
         return [body]
 
@@ -106,9 +136,16 @@ class UpstreamProxy:
     def _send(self, environ: dict) -> tuple[http1.Connection, http1.Response]:
         method = environ["REQUEST_METHOD"]
         headers = self._request_headers(environ)
-        body, length = _request_body(environ)
-        if body is not None and length is None:
+        body, length = _request_body(environ, method)
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        elif body is not None:
             headers["Transfer-Encoding"] = "chunked"
+        elif method in _BODY_EXPECTED:
+            headers["Content-Length"] = "0"  # RFC 9110, 8.6
+        if body is not None:
+            # Should the upstream leave the body unread, it must not take it for a request.
+            headers["Connection"] = "close"
         head = http1.request_head(method, _raw_target(environ), headers)
         connection, reused = self._pool.get()
         try:
@@ -133,6 +170,10 @@ class UpstreamProxy:
 
     def _request_headers(self, environ: dict) -> dict[str, str]:
         names = self._header_names
+        # The headers the client names in its Connection header are hop-by-hop: its own copies
+        # are dropped. What the gate sets below is not the client's to name.
+        connection = environ.get("HTTP_CONNECTION")
+        named = frozenset(http1.list_tokens(connection)) if connection else ()
         headers: dict[str, str] = {}
         for key, value in environ.items():
             name = names.get(key)
@@ -140,24 +181,23 @@ class UpstreamProxy:
                 name = _header_name(key)
                 if len(names) < _MAX_REMEMBERED_NAMES:  # environ keys partly come from clients
                     names[key] = name
-            if name:
+            if name and (not named or name.lower() not in named):
                 headers[name] = value
-        if "HTTP_CONNECTION" in environ:  # and the headers it names are hop-by-hop too
-            for token in http1.list_tokens(environ["HTTP_CONNECTION"]):
-                headers.pop(token.title(), None)
-        for name in ("Content-Type", "Content-Length"):  # CGI keys that may be empty
-            if headers.get(name) == "":
-                del headers[name]
+        if headers.get("Content-Type") == "":  # a CGI key that may be empty
+            del headers["Content-Type"]
         cookie = _without_cookies(headers.pop("Cookie", ""), self._hidden_cookies)
         if cookie:
             headers["Cookie"] = cookie
+        host = environ.get("HTTP_HOST")
+        headers["Host"] = host if self._preserve_host and host else self._upstream_host
         client = environ.get("REMOTE_ADDR", "")
         forwarded_for = headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
         headers["X-Forwarded-Proto"] = environ.get("wsgi.url_scheme", "http")
-        headers["X-Forwarded-Host"] = environ.get("HTTP_HOST", "")
-        if not self._preserve_host or "Host" not in headers:
-            headers["Host"] = self._upstream_host
+        headers["X-Forwarded-Host"] = host or ""
+        for key, name in self._identity:
+            if key in environ:
+                headers[name] = environ[key]
         return headers
 
     # --- response -----------------------------------------------------------------------------
@@ -173,6 +213,8 @@ class UpstreamProxy:
             if lower == "location" and value.startswith(self.upstream):
                 value = public + value[len(self.upstream) :]
             headers.append((name, value))
+        if response.length is not None:
+            headers.append(("Content-Length", str(response.length)))
         return headers
 
     def _failed(self, environ: dict, exc: Exception):
@@ -233,7 +275,7 @@ class _ConnectionPool:
 
     def release(self, connection: http1.Connection, response: http1.Response) -> None:
         """Keep ``connection`` for the next request when its exchange ended cleanly."""
-        if response.reusable and len(self._idle) < self._size:
+        if response.reusable and not connection.spent and len(self._idle) < self._size:
             self._idle.append(connection)
         else:
             connection.close()
@@ -256,19 +298,62 @@ class _Body:
     """The upstream body as a WSGI iterable; when closed, its connection goes back to the pool if
     the body was read to its end and the upstream keeps the connection open."""
 
-    def __init__(self, response: http1.Response, connection, pool: _ConnectionPool) -> None:
+    def __init__(
+        self, response: http1.Response, connection, pool: _ConnectionPool, environ: dict
+    ) -> None:
         self._response, self._connection, self._pool = response, connection, pool
+        self._environ = environ
 
     def __iter__(self) -> Iterator[bytes]:
+        sent = 0
         try:
-            yield from self._response.body()
+            for chunk in self._response.body():
+                yield chunk
+                sent += len(chunk)
         except (OSError, http1.BadResponse) as exc:
-            # The status line is already sent: all we can do is end the response early.
-            logs.event(log, logging.WARNING, "upstream body failed", reason=_failure_reason(exc))
+            # The status line is already sent: the client must see a truncated answer (no last
+            # chunk, fewer bytes than Content-Length), never one that looks complete.
+            logs.event(
+                log,
+                logging.WARNING,
+                "upstream body failed, client connection aborted",
+                reason=_failure_reason(exc),
+                sent=sent,
+                path=self._environ.get("PATH_INFO", "")[:200],
+                client=self._environ.get("REMOTE_ADDR", "-"),
+            )
+            raise _abort_client(self._environ) from None
 
     def close(self) -> None:
         # Unread body left on the connection (the client went away): never reused.
         self._pool.release(self._connection, self._response)
+
+
+def _abort_client(environ: dict) -> BrokenPipeError:
+    """Cut the client's connection, and the error that tells the WSGI server it is gone: servers
+    close the connection on an error raised mid-body, and gunicorn logs a broken pipe quietly."""
+    client = environ.get("gunicorn.socket")
+    if isinstance(client, socket.socket):
+        with contextlib.suppress(OSError):  # the client may be gone already
+            client.shutdown(socket.SHUT_RDWR)
+    return BrokenPipeError(errno.EPIPE, "upstream body ended early; client connection aborted")
+
+
+class _ClientInput:
+    """The client's body stream: a failure to read it (bad chunked framing, a body cut short, a
+    timeout) is the client's fault, a 400, not an upstream failure."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self._stream.read(size)
+        except Exception as exc:  # servers raise their own parse errors here
+            reason = f"the request body is malformed ({type(exc).__name__})"
+            raise http1.BadRequest(reason) from None
 
 
 def _status_line(response: http1.Response) -> str:
@@ -281,18 +366,29 @@ def _status_line(response: http1.Response) -> str:
     return f"{response.status} {reason}"
 
 
-def _request_body(environ: dict) -> tuple[object | None, int | None]:
+def _request_body(environ: dict, method: str) -> tuple[object | None, int | None]:
     """What to send as the body, and its length: (None, None), the input stream and its length,
-    or chunks and None (a chunked upload of unknown length)."""
+    or chunks and None (a chunked upload of unknown length). The client's framing headers are
+    read here, once, and never forwarded."""
     length = environ.get("CONTENT_LENGTH", "")
-    stream = environ["wsgi.input"]
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    if coding is not None and length:
+        raise http1.BadRequest("both Content-Length and Transfer-Encoding")
     if length:
-        if not (length.isascii() and length.isdigit()):
+        if not (length.isascii() and length.isdigit() and len(length) <= 18):
             raise http1.BadRequest("Content-Length is not a number")
-        return (stream, int(length)) if int(length) else (None, None)
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return http1.chunks(stream), None
-    return None, None
+        if not int(length):
+            return None, None
+        body: tuple[object | None, int | None] = (_ClientInput(environ["wsgi.input"]), int(length))
+    elif coding is not None:
+        if http1.list_tokens(coding) != ["chunked"]:
+            raise http1.BadRequest("Transfer-Encoding other than chunked")
+        body = (http1.chunks(_ClientInput(environ["wsgi.input"])), None)
+    else:
+        return None, None
+    if method in _NO_BODY:
+        raise http1.BadRequest(f"a body on {method}")
+    return body
 
 
 def _raw_target(environ: dict) -> str:

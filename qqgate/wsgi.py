@@ -32,6 +32,7 @@ def build_application(settings: Settings) -> Callable:
             timeout=settings.upstream_timeout,
             preserve_host=settings.preserve_host,
             hidden_cookies=(settings.cookie_name, settings.state_cookie_name),
+            identity_headers=settings.identity_headers,
             pages=Pages(settings),
         )
         return QQGate(proxy, settings)

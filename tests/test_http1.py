@@ -121,22 +121,6 @@ CHUNKED = (
             False,
             id="bytes-after-the-body-never-reused",
         ),
-        pytest.param(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nok",
-            "GET",
-            False,
-            b"ok",
-            True,
-            id="repeated-equal-lengths",
-        ),
-        pytest.param(
-            b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
-            "GET",
-            False,
-            b"ok",
-            True,
-            id="bare-lf-line-ends",
-        ),
     ],
 )
 def test_framing(pair, raw, method, close, body, reusable) -> None:
@@ -149,14 +133,14 @@ def test_framing(pair, raw, method, close, body, reusable) -> None:
 def test_status_reason_and_fields_are_kept_in_order() -> None:
     ours, theirs = socket.socketpair()
     theirs.sendall(
-        b"HTTP/1.1 404 Not Here\r\nSet-Cookie: a=1\r\nX-Long: first\r\n  folded\r\n"
+        b"HTTP/1.1 404 Not Here\r\nSet-Cookie: a=1\r\nX-Long:  first \t \r\n"
         b"Set-Cookie: b=2, c\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n"
     )
     response = http1.Connection(ours).response("GET")
     assert (response.status, response.reason) == (404, "Not Here")
     assert response.fields == [
         ("Set-Cookie", "a=1"),
-        ("X-Long", "first folded"),  # obs-fold becomes a space (RFC 9112, 5.2)
+        ("X-Long", "first"),  # without the whitespace around it (RFC 9110, 5.5)
         ("Set-Cookie", "b=2, c"),
         ("X-Empty", ""),
         ("Content-Length", "0"),
@@ -232,6 +216,26 @@ OK = b"HTTP/1.1 200 OK\r\n"
         pytest.param(b"HTTP/1.1 100 Continue\r\n\r\n" * 20, id="endless-interim"),
         pytest.param(OK + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", id="head-over-64k"),
         pytest.param(OK + b"X-A: 1\r\n" * 101 + b"\r\n", id="over-100-fields"),
+        # Issue 10, item 6: lists and repeats of one length were passed on as written, and
+        # gunicorn then failed on them with a 500.
+        pytest.param(OK + b"Content-Length: 2, 2\r\n\r\nok", id="cl-list-equal"),
+        pytest.param(OK + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\nok", id="cl-twice"),
+        pytest.param(OK + b"Content-Length: ,2\r\n\r\nok", id="cl-leading-comma"),
+        pytest.param(OK + b"Content-Length: \r\n\r\nok", id="cl-empty"),
+        pytest.param(OK + b"Content-Length: 2 2\r\n\r\nok", id="cl-inner-space"),
+        # llhttp is strict: a bare LF ends no line, obs-fold is refused, not unfolded.
+        pytest.param(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", id="bare-lf-line-ends"),
+        pytest.param(OK + b"X-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", id="obs-fold"),
+        pytest.param(OK + b"X-A: a\x7fb\r\n\r\n", id="del-in-value"),
+        pytest.param(OK + b"Transfer-Encoding: chunked, chunked\r\n\r\n", id="te-chunked-twice"),
+        pytest.param(
+            OK + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            id="te-two-fields",
+        ),
+        pytest.param(OK + b"Transfer-Encoding: chunked, gzip\r\n\r\nabc", id="te-not-last"),
+        pytest.param(OK + b"Transfer-Encoding: xchunked\r\n\r\nabc", id="te-xchunked"),
+        pytest.param(b"HTTP/0.9 200 OK\r\n\r\n", id="http09"),
+        pytest.param(b"HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n", id="http12"),
     ],
 )
 def test_unframeable_answers_are_refused(pair, raw) -> None:
@@ -265,10 +269,13 @@ def test_unframeable_answers_are_refused(pair, raw) -> None:
     ],
 )
 def test_broken_bodies_raise_and_are_never_reused(pair, raw, error) -> None:
-    response = answer(pair, raw, close=True)
+    # A fault that arrives with the head is found before the answer starts (the proxy then gives
+    # its 502 page); one that arrives later ends the body with the error.
+    response = None
     with pytest.raises(error):
+        response = answer(pair, raw, close=True)
         read_all(response)
-    assert not response.reusable
+    assert response is None or not response.reusable
 
 
 def test_close_before_any_answer_is_upstream_closed(pair) -> None:
