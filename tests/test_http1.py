@@ -7,7 +7,10 @@ import io
 import socket
 import threading
 
+import httptools
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qqgate import http1
 
@@ -361,3 +364,107 @@ def test_body_shorter_than_its_length_is_a_bad_request(pair, size) -> None:
 def drain(sock: socket.socket) -> None:
     while sock.recv(65536):
         pass
+
+
+# --- the proxy's rules on top of llhttp, against llhttp alone (hypothesis) ---------------------
+#
+# http1 owns no parser: it feeds llhttp and adds rules (one chunked coding, HTTP/1.0 or 1.1, no
+# control in the reason, 100 fields, 64 KiB heads). Generated answers, valid and mutated, go to
+# both: whatever llhttp refuses, http1 refuses; whatever http1 passes on, llhttp parsed to the same
+# end with the same body.
+
+
+_STATUS_LINES = [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK", b"HTTP/1.1 404 ", b"HTTP/1.1 204 No"]
+_FIELDS = [
+    b"Content-Length: 5",
+    b"Content-Length: 5, 5",
+    b"Content-Length: 05",
+    b"Content-Length:  5 ",
+    b"Content-Length: 6",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: chunked, identity",
+    b"Transfer-Encoding:chunked",
+    b"Connection: close",
+    b"Connection: keep-alive",
+    b"X-A: a" + b" " * 300 + b"b",
+    b"X-A: one\x00two",
+    b"X-A: \x80\xff",
+    b" folded",
+    b"X-B: 1\rX-C: 2",
+    b"X-Long: " + b"v" * 2000,
+    b"Set-Cookie: a=1; Path=/",
+]
+_BODIES = [
+    b"hello",
+    b"hell",
+    b"hello!",
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"5;ext=1;x\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+    b"5\r\nhel",
+    b"zz\r\n",
+    b"5 \r\nhello\r\n0\r\n\r\n",
+    b"",
+]
+
+
+@st.composite
+def answers(draw) -> bytes:
+    status = draw(st.sampled_from(_STATUS_LINES))
+    fields = draw(st.lists(st.sampled_from(_FIELDS), max_size=5))
+    ending = draw(st.sampled_from([b"\r\n", b"\n"]))
+    body = draw(st.sampled_from(_BODIES))
+    raw = ending.join([status, *fields]) + ending + ending + body
+    for _ in range(draw(st.integers(0, 2))):  # byte mutations anywhere
+        at = draw(st.integers(0, len(raw)))
+        byte = draw(st.sampled_from([b"", b"\r", b"\n", b"\x00", b" ", b",", b"0", b"\t"]))
+        raw = raw[:at] + byte + raw[at + draw(st.integers(0, 1)) :]
+    return raw
+
+
+class _Reference:
+    """llhttp alone: body and end of the first final answer, or the error."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.body, self.complete, self.error = b"", False, False
+        self._parser = httptools.HttpResponseParser(self)
+        try:
+            self._parser.feed_data(raw)
+        except httptools.HttpParserError:
+            self.error = not self.complete
+        except httptools.HttpParserUpgrade:
+            self.error = True
+
+    def on_headers_complete(self) -> None:
+        self.final = self._parser.get_status_code() >= 200
+
+    def on_body(self, data: bytes) -> None:
+        if not self.complete:
+            self.body += data
+
+    def on_message_complete(self) -> None:
+        if self.final:
+            self.complete = True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers())
+def test_http1_refuses_all_that_llhttp_refuses_and_agrees_on_the_rest(raw) -> None:
+    reference = _Reference(raw)
+    ours, theirs = socket.socketpair()
+    ours.settimeout(2)
+    try:
+        theirs.sendall(raw)
+        theirs.shutdown(socket.SHUT_WR)
+        try:
+            response = http1.Connection(ours).response("GET")
+            body = b"".join(response.body())
+        except (http1.BadResponse, http1.IncompleteBody, http1.UpstreamClosed):
+            return  # refused: allowed whatever llhttp said (http1 only adds rules)
+        assert not reference.error, f"llhttp refused what http1 passed on: {raw!r}"
+        assert body == reference.body
+        if response.reusable:
+            assert reference.complete, "reused a connection llhttp had not seen end"
+    finally:
+        ours.close()
+        theirs.close()
