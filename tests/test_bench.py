@@ -36,7 +36,9 @@ def run_bench(*argv: str, timeout: float = 120) -> str:
         ),
         pytest.param(("bench.signin", "--sign-ins", "20"), "QQClient", id="signin"),
         pytest.param(("bench.recv_size", "--rounds", "200"), "128 KiB", id="recv_size"),
-        pytest.param(("bench.parse", "--sizes", "4,8", "--rounds", "1"), "worst growth", id="parse"),
+        pytest.param(
+            ("bench.parse", "--sizes", "4,8", "--rounds", "1"), "worst growth", id="parse"
+        ),
     ],
 )
 def test_in_process_benchmarks_run(argv, expected) -> None:
