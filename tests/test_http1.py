@@ -74,6 +74,14 @@ CHUNKED = (
             True,
             id="head-has-no-body",
         ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            "HEAD",
+            False,
+            b"",
+            False,
+            id="bytes-after-a-head-answer-never-reused",
+        ),
         pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", "GET", False, b"", True, id="204"),
         pytest.param(
             b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
