@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 SECTION = "qqgate"
 ENV_PREFIX = "QQGATE_"
+DEFAULT_CONFIG = "gate.ini"
 MIN_SECRET_LENGTH = 32
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -70,6 +71,16 @@ class Settings:
     upstream: str | None = None
     upstream_timeout: float = 60.0
     preserve_host: bool = True
+    # WebSockets through the proxy (qqgate.tunnel): the origins allowed besides the gate's own
+    websocket_origins: tuple[str, ...] = ()
+    websocket_idle_timeout: float = 300.0
+    # bounds a client cannot stretch (qqgate serve: qqgate.worker and qqgate.gunicorn_conf)
+    client_header_timeout: float = 10.0
+    client_idle_timeout: float = 60.0
+    max_request_line: int = 4094
+    max_header_fields: int = 100
+    max_header_field_size: int = 8190
+    worker_connections: int = 1000
     # what visitors see (qqgate.pages)
     site_name: str = ""
     sign_in_page: bool = False
@@ -119,6 +130,46 @@ def _seconds_up_to(limit: float) -> Callable[[str], float]:
     return parse
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        text = raw.strip()
+        if not text.isdigit():
+            raise ValueError(f"expected a whole number, got {raw!r}")
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = []
+    for word in _words(raw):
+        origin = normal_origin(word)
+        if origin is None:
+            raise ValueError(f"{word!r} is not an origin like https://app.example.com")
+        origins.append(origin)
+    return tuple(origins)
+
+
+def normal_origin(text: str) -> str | None:
+    """``scheme://host[:port]`` lowercased, without a default port; None if ``text`` is not an
+    http(s) origin (a path, query, user or fragment makes it no origin)."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.path or parts.query or parts.fragment or parts.username is not None:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -162,6 +213,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "upstream": lambda raw: raw.strip().rstrip("/") or None,
     "upstream_timeout": _seconds_up_to(3600),
     "preserve_host": _boolean,
+    "websocket_origins": _origins,
+    "websocket_idle_timeout": _seconds_up_to(86400),
+    "client_header_timeout": _seconds_up_to(300),
+    "client_idle_timeout": _seconds_up_to(3600),
+    "max_request_line": _count(256, 8190),
+    "max_header_fields": _count(16, 32768),
+    "max_header_field_size": _count(1024, 65536),
+    "worker_connections": _count(1, 100000),
     "site_name": _text,
     "sign_in_page": _boolean,
     "language": _choice("auto", "zh", "en"),
@@ -171,6 +230,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 KEYS = tuple(_PARSERS)
 _DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 REQUIRED = ("app_id", "app_key", "redirect_uri", "secret_key")
+
+
+def config_path() -> str:
+    """The gate.ini of a standalone gate: ``QQGATE_CONFIG``, else ``./gate.ini``."""
+    return os.environ.get("QQGATE_CONFIG") or DEFAULT_CONFIG
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

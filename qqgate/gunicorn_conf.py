@@ -2,24 +2,27 @@
 ``qqgate serve`` runs) or ``gunicorn -c deploy/gunicorn.conf.py``. Tunable through the environment:
 
 QQGATE_CONFIG (the gate.ini), QQGATE_BIND (default 127.0.0.1:8000), QQGATE_WORKERS (default: CPU
-count), QQGATE_THREADS (default 8), QQGATE_FORWARDED_ALLOW_IPS (the proxies trusted to set
-X-Forwarded-Proto, default 127.0.0.1,::1).
+count), QQGATE_WORKER_CLASS (default ``qqgate.worker.GateWorker``, gevent; ``gthread`` for a
+thread per connection), QQGATE_THREADS (gthread only, default 8), QQGATE_FORWARDED_ALLOW_IPS (the
+proxies trusted to set X-Forwarded-Proto, default 127.0.0.1,::1). The bounds on clients
+(``client_header_timeout``, ``max_header_fields``, ...) come from gate.ini.
 """
 
 import os
 import sys
 
-from qqgate.config import ConfigError, load_settings
+from qqgate.config import ConfigError, Settings, config_path, load_settings
 
 wsgi_app = "qqgate.wsgi:application"
 bind = os.environ.get("QQGATE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("QQGATE_WORKERS") or os.cpu_count() or 1)
-# Threads: a proxied request mostly waits on the upstream, so a few threads per worker pay off.
-worker_class = "gthread"
+# One greenlet per connection: slow clients, long downloads and WebSockets hold no thread.
+worker_class = os.environ.get("QQGATE_WORKER_CLASS", "qqgate.worker.GateWorker")
 threads = int(os.environ.get("QQGATE_THREADS", "8"))
 # Longer than the default upstream_timeout (60 s), so a slow upstream gets our 504, not a kill.
 timeout = 90
 graceful_timeout = 20
+# Must stay above 0: the gevent worker's keep-alive loop is where the head deadline applies.
 keepalive = 5
 forwarded_allow_ips = os.environ.get("QQGATE_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
@@ -30,11 +33,25 @@ access_log_format = '%(h)s %({remote_user}e)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms 
 control_socket_disable = True
 
 
+def _settings() -> Settings | None:
+    try:
+        return load_settings(config_path())
+    except ConfigError:
+        return None  # on_starting says what is wrong
+
+
+_gate = _settings()
+if _gate is not None:
+    limit_request_line = _gate.max_request_line
+    limit_request_fields = _gate.max_header_fields
+    limit_request_field_size = _gate.max_header_field_size
+    worker_connections = _gate.worker_connections
+
+
 def on_starting(server) -> None:
     """Refuse to start with a missing or bad config, with a message instead of a traceback."""
-    path = os.environ.get("QQGATE_CONFIG") or "gate.ini"
     try:
-        load_settings(path)
+        load_settings(config_path())
     except ConfigError as exc:
         sys.stderr.write(f"qqgate: cannot start: {exc}\n")
         sys.exit(1)

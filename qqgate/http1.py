@@ -4,7 +4,8 @@ The answer is parsed by llhttp (through ``httptools``), the parser Node.js ships
 fuzzed and strict by default: this module owns no HTTP parser. It keeps the socket, the bytes
 limits, and the rules a reverse proxy adds on top (RFC 9112):
 
-- interim answers (1xx) are skipped; a 101 is refused (the proxy never asks for an upgrade);
+- interim answers (1xx) are skipped; a 101 is refused unless the request asked for an upgrade
+  (then the bytes after its head are the start of the tunnel: ``Response.tunnel_bytes``);
 - HEAD answers and 204/304 have no body; ``Transfer-Encoding: chunked`` is decoded (extensions
   and trailers are dropped); otherwise ``Content-Length``; otherwise the body runs to the end of
   the connection, which is then never reused;
@@ -167,9 +168,10 @@ class Connection:
 
     # --- response -----------------------------------------------------------------------------
 
-    def response(self, method: str) -> Response:
-        """Read the final answer's head (after any interim 1xx answers)."""
-        response = Response(self.sock, method)
+    def response(self, method: str, *, upgrade: str | None = None) -> Response:
+        """Read the final answer's head (after any interim 1xx answers). With ``upgrade`` (the
+        protocol the request asked for), a 101 that switches to it is a final answer too."""
+        response = Response(self.sock, method, upgrade)
         response.read_head()
         return response
 
@@ -189,16 +191,19 @@ class Response:
         "_sock",
         "_trailers",
         "_until_close",
+        "_upgrade",
         "complete",
         "connection_tokens",
         "fields",
         "length",
         "reason",
         "status",
+        "tunnel_bytes",
     )
 
-    def __init__(self, sock: socket.socket, method: str) -> None:
-        self._sock, self._method = sock, method
+    def __init__(self, sock: socket.socket, method: str, upgrade: str | None = None) -> None:
+        self._sock, self._method, self._upgrade = sock, method, upgrade
+        self.tunnel_bytes = b""  # after a 101: what the upstream sent behind its head
         self._parser = httptools.HttpResponseParser(self)
         self.status, self.reason, self.fields = 0, "", []
         self.connection_tokens: frozenset[str] = frozenset()
@@ -265,8 +270,12 @@ class Response:
             if isinstance(exc.__context__, BadResponse):
                 raise exc.__context__ from None
             raise BadResponse(str(exc)) from None
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            if self.complete:  # bytes after the answer: it stands, the connection is spent
+        except httptools.HttpParserUpgrade as exc:
+            if self.status != 101:
+                raise BadResponse("llhttp: an upgrade nobody asked for") from None
+            self.tunnel_bytes = bytes(data[exc.args[0] :])
+        except httptools.HttpParserError as exc:
+            if self.complete and self.status != 101:  # bytes after the answer: it stands
                 self._extra = True
                 return
             raise BadResponse(f"llhttp: {exc}") from None
@@ -296,9 +305,7 @@ class Response:
             return
         parser = self._parser
         status = parser.get_status_code()
-        if status < 200:
-            if status == 101:
-                raise BadResponse("101 Switching Protocols to a request that asked for none")
+        if status < 200 and status != 101:
             self._interim += 1
             if self._interim >= MAX_INTERIM:
                 raise BadResponse("too many interim (1xx) answers")
@@ -308,6 +315,9 @@ class Response:
             raise BadResponse("not an HTTP/1.0 or HTTP/1.1 answer")
         if _CONTROL.search(self.reason):
             raise BadResponse("control character in the reason phrase")
+        if status == 101:
+            self._switch()
+            return
         self.status = status
         self._head_done = True
         self._keep_alive = parser.should_keep_alive()
@@ -322,6 +332,22 @@ class Response:
     def on_message_complete(self) -> None:
         if self._head_done:
             self.complete = True
+
+    def _switch(self) -> None:
+        """A 101: a final answer only to a request that asked for this very upgrade."""
+        upgrade, tokens = [], set()
+        for name, value in self.fields:
+            lower = name.lower()
+            if lower == "upgrade":
+                upgrade.extend(list_tokens(value))
+            elif lower == "connection":
+                tokens.update(list_tokens(value))
+        if self._upgrade is None:
+            raise BadResponse("101 Switching Protocols to a request that asked for none")
+        if upgrade != [self._upgrade] or "upgrade" not in tokens:
+            raise BadResponse("a 101 that does not switch to the protocol asked for")
+        self.status, self.connection_tokens = 101, frozenset(tokens)
+        self._head_done = self.complete = True
 
     def _frame(self) -> None:
         """What the fields llhttp accepted mean for the body, and what the proxy refuses."""

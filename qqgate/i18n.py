@@ -101,11 +101,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "这个请求无法原样转发给本站的服务。",
         "This request cannot be passed on to the site as it is.",
     ),
-    "upgrade_unsupported.title": ("不支持 WebSocket", "WebSocket not supported"),
+    "upgrade_unsupported.title": ("不支持的协议升级", "Upgrade not supported"),
     "upgrade_unsupported.message": (
-        "qqgate 的代理模式无法转发协议升级 (WebSocket)：请使用 nginx auth_request 部署方式。",
-        "qqgate's proxy mode cannot pass protocol upgrades (WebSocket) through WSGI: "
-        "use the nginx auth_request deployment for such apps.",
+        "本站只转发 WebSocket 协议升级，且需要以 qqgate serve 运行。",
+        "The gate passes only WebSocket upgrades on, and only when run with qqgate serve.",
+    ),
+    "cross_site_websocket.title": ("跨站 WebSocket 被拒绝", "Cross-site WebSocket refused"),
+    "cross_site_websocket.message": (
+        "这个 WebSocket 连接来自其他网站的页面，已被拒绝。",
+        "This WebSocket was opened by a page of another site, and was refused.",
     ),
     # the gate's own odds and ends
     "not_found.title": ("页面不存在", "Page not found"),

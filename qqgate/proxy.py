@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from . import http1, logs
+from . import http1, logs, tunnel
 from .pages import Pages
 from .redirects import request_target
 from .wsgiutil import environ_key
@@ -94,9 +94,13 @@ class UpstreamProxy:
         hidden_cookies: Iterable[str] = (),
         identity_headers: Iterable[str] = (),
         pool_size: int = 32,
+        origins: tunnel.OriginPolicy | None = None,
+        websocket_idle_timeout: float = 300.0,
         pages: Pages,
     ) -> None:
         self.pages = pages
+        self._origins = origins or tunnel.OriginPolicy("http://unset.invalid")
+        self._websocket_idle_timeout = websocket_idle_timeout
         parts = urlsplit(upstream)
         self.upstream = f"{parts.scheme}://{parts.netloc}"
         self._upstream_host = parts.netloc
@@ -112,14 +116,20 @@ class UpstreamProxy:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("HTTP_UPGRADE"):
-            page = self.pages.error(
-                environ, 501, "upgrade_unsupported.title", ["upgrade_unsupported.message"]
-            )
-            return page(environ, start_response)
+            return self._upgrade(environ, start_response)
         try:
             connection, response = self._send(environ)
         except Exception as exc:  # any failure to reach the app becomes a 400/502/504 page
             return self._failed(environ, exc)(environ, start_response)
+        return self._answer(environ, start_response, connection, response)
+
+    def _answer(
+        self,
+        environ: dict,
+        start_response: Callable,
+        connection: http1.Connection,
+        response: http1.Response,
+    ) -> Iterable[bytes]:
         headers = self._response_headers(environ, response)
         body = response.buffered_body()
         start_response(_status_line(response), headers)
@@ -127,6 +137,50 @@ class UpstreamProxy:
             return _Body(response, connection, self._pool, environ)
         self._pool.release(connection, response)  # a small answer that came whole with its head
         return [body]
+
+    def _upgrade(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """A WebSocket handshake: refused, answered by the upstream, or switched (qqgate.tunnel)."""
+        try:
+            tunnel.check_request(environ, self._origins)
+        except tunnel.Refused as refused:
+            return self._refused(environ, refused)(environ, start_response)
+        try:
+            connection, response = self._handshake(environ)
+        except Exception as exc:
+            return self._failed(environ, exc)(environ, start_response)
+        if response.status != 101:
+            connection.spent = True  # the upstream refused the upgrade: an answer like any other
+            return self._answer(environ, start_response, connection, response)
+        start_response("101 Switching Protocols", [])
+        return tunnel.Tunnel(environ, response, connection, self._websocket_idle_timeout)
+
+    def _handshake(self, environ: dict) -> tuple[http1.Connection, http1.Response]:
+        headers = self._request_headers(environ)
+        headers["Connection"] = "Upgrade"
+        headers["Upgrade"] = tunnel.PROTOCOL
+        head = http1.request_head("GET", _raw_target(environ), headers)
+        connection = self._pool.new()  # a tunnel is never pooled
+        try:
+            connection.send(head)
+            return connection, connection.response("GET", upgrade=tunnel.PROTOCOL)
+        except BaseException:
+            connection.close()
+            raise
+
+    def _refused(self, environ: dict, refused: tunnel.Refused):
+        logs.event(
+            log,
+            logging.WARNING,
+            "websocket refused",
+            status=refused.status,
+            reason=str(refused),
+            path=environ.get("PATH_INFO", "")[:200],
+            client=environ.get("REMOTE_ADDR", "-"),
+        )
+        key = {403: "cross_site_websocket", 400: "bad_request"}.get(
+            refused.status, "upgrade_unsupported"
+        )
+        return self.pages.error(environ, refused.status, f"{key}.title", [f"{key}.message"])
 
     def close(self) -> None:
         self._pool.close()

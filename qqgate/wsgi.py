@@ -8,20 +8,14 @@ the gate serves only its own routes under ``{prefix}`` and answers 404 elsewhere
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 
 from . import logs
-from .config import Settings, load_settings
+from .config import Settings, config_path, load_settings
 from .middleware import QQGate
 from .pages import Pages
 from .proxy import UpstreamProxy
-
-DEFAULT_CONFIG = "gate.ini"
-
-
-def config_path() -> str:
-    return os.environ.get("QQGATE_CONFIG") or DEFAULT_CONFIG
+from .tunnel import OriginPolicy
 
 
 def build_application(settings: Settings) -> Callable:
@@ -33,6 +27,8 @@ def build_application(settings: Settings) -> Callable:
             preserve_host=settings.preserve_host,
             hidden_cookies=(settings.cookie_name, settings.state_cookie_name),
             identity_headers=settings.identity_headers,
+            origins=OriginPolicy(settings.redirect_uri, settings.websocket_origins),
+            websocket_idle_timeout=settings.websocket_idle_timeout,
             pages=Pages(settings),
         )
         return QQGate(proxy, settings)

@@ -300,6 +300,17 @@ class Client:
             got.append(cut)
         return got
 
+    def head_status(self, timeout: float = 10.0) -> int:
+        """The status of an answer to a HEAD request (which has no body, whatever it says)."""
+        self.sock.settimeout(timeout)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = self.sock.recv(65536)
+            if not more:
+                break
+            data += more
+        return int(data.split(b" ", 2)[1])
+
     def close(self) -> None:
         self.sock.close()
 

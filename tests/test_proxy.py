@@ -197,11 +197,22 @@ def test_upstream_timeout_gives_504_quickly(gate, user) -> None:
     assert user.get(f"{gate.url}/echo", timeout=10).status_code == 200
 
 
-def test_websocket_upgrade_gets_501(gate, user) -> None:
+def test_upgrade_the_upstream_does_not_take_is_its_answer(gate, user) -> None:
+    # The upstream (a plain WSGI app) answers the handshake with a 200: passed on as it is, on a
+    # connection that is not reused. tests/test_websocket.py has the switched case.
     response = user.get(
-        f"{gate.url}/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"}, timeout=10
+        f"{gate.url}/echo", headers={"Connection": "Upgrade", "Upgrade": "websocket"}, timeout=10
     )
-    assert response.status_code == 501 and "auth_request" in response.text
+    assert response.status_code == 200
+    seen = response.json()["headers"]
+    assert seen["upgrade"] == "websocket" and seen["x-qq-openid"] == OPENID
+
+
+def test_upgrade_to_another_protocol_gets_501(gate, user) -> None:
+    response = user.get(
+        f"{gate.url}/echo", headers={"Connection": "Upgrade", "Upgrade": "h2c"}, timeout=10
+    )
+    assert response.status_code == 501 and "WebSocket" in response.text
 
 
 def test_upstream_down_gives_502_and_recovers(tmp_path, user) -> None:

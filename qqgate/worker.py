@@ -1,0 +1,65 @@
+"""``GateWorker``: gunicorn's gevent worker with bounds a client cannot stretch.
+
+``qqgate serve`` runs it (``qqgate/gunicorn_conf.py``). Each connection is a greenlet, so a worker
+holds thousands of slow or idle connections, long downloads, server-sent event streams and
+WebSockets at once, where a thread per connection (gthread: 8 per worker) let 16 slow clients take
+a whole server. What a client cannot do, and what happens instead:
+
+- **dribble a request head**: the head must arrive whole within ``client_header_timeout`` of when
+  the worker starts waiting for it (this is also how long an idle keep-alive connection stays);
+  past it the connection is closed without an answer. gunicorn's gevent worker has this deadline
+  already, tied to ``keepalive``; here it has its own setting.
+- **stall a body or an answer**: a connection on which no byte moves either way for
+  ``client_idle_timeout`` is dropped. A stalled upload gets a 408 from the proxy; a client that
+  stops reading a download loses its connection. One log line each, never a traceback.
+- **send a huge head**: gunicorn's ``limit_request_*`` (``max_request_line``, ``max_header_fields``,
+  ``max_header_field_size``) answer 400/431/414 before the gate runs.
+- **open unbounded connections**: a worker holds at most ``worker_connections``; the kernel's
+  listen backlog queues the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+from gunicorn.workers.base_async import AsyncWorker
+from gunicorn.workers.ggevent import GeventWorker
+
+from .config import config_path, load_settings
+
+
+class GateWorker(GeventWorker):
+    """The gevent worker, with the head deadline and the idle timeout from gate.ini."""
+
+    header_timeout = 10.0
+    idle_timeout = 60.0
+
+    def init_process(self) -> None:
+        settings = load_settings(config_path())
+        self.header_timeout = settings.client_header_timeout
+        self.idle_timeout = settings.client_idle_timeout
+        logging.getLogger("gunicorn.error").addFilter(_ClientTimeouts())
+        super().init_process()
+
+    def timeout_ctx(self) -> gevent.Timeout:
+        # Silent (False): past the deadline the head read ends as if the client had gone.
+        return gevent.Timeout(self.header_timeout, False)
+
+    def handle(self, listener, client, addr) -> None:  # type: ignore[no-untyped-def]
+        # GeventWorker.handle only makes the socket blocking; a timeout keeps it blocking (for
+        # this greenlet) and bounds every read and write on it.
+        client.settimeout(self.idle_timeout)
+        AsyncWorker.handle(self, listener, client, addr)
+
+
+class _ClientTimeouts(logging.Filter):
+    """gunicorn logs a socket error it does not know with a traceback; a client that timed out
+    is ordinary traffic: one line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TimeoutError):
+            record.msg, record.args = "client idle too long: connection closed", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
