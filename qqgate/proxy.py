@@ -272,16 +272,19 @@ class UpstreamProxy:
         return headers
 
     def _failed(self, environ: dict, exc: Exception):
-        if isinstance(exc, http1.BadRequest):
+        if isinstance(exc, ClientTooSlow):
+            status, reason, key = 408, str(exc), "bad_request"
+        elif isinstance(exc, http1.BadRequest):
             status, reason, key = 400, str(exc), "bad_request"
         elif isinstance(exc, TimeoutError):
             status, reason, key = 504, "timeout", "upstream_timeout"
         else:
             status, reason, key = 502, _failure_reason(exc), "upstream_unavailable"
+        client_fault = status in (400, 408)
         logs.event(
             log,
             logging.WARNING,
-            "upstream failed" if status != 400 else "request not forwarded",
+            "request not forwarded" if client_fault else "upstream failed",
             status=status,
             reason=reason,
             method=environ.get("REQUEST_METHOD"),
@@ -289,9 +292,35 @@ class UpstreamProxy:
             client=environ.get("REMOTE_ADDR", "-"),
         )
         retry = None
-        if status != 400 and _replayable(environ):
+        if not client_fault and _replayable(environ):
             retry = (request_target(environ), "action.try_again")
-        return self.pages.error(environ, status, f"{key}.title", [f"{key}.message"], action=retry)
+        page = self.pages.error(environ, status, f"{key}.title", [f"{key}.message"], action=retry)
+        return _LastAnswer(page, environ) if client_fault else page
+
+
+class _LastAnswer:
+    """A WSGI app that answers, then ends the client connection's reading side: the rest of a
+    body that broke its framing, or that stalled, must not be waited for or read as a request."""
+
+    def __init__(self, page, environ: dict) -> None:
+        self._page, self._socket = page, environ.get("gunicorn.socket")
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        body = self._page(environ, start_response)
+        return _ClosingBody(body, self._socket)
+
+
+class _ClosingBody:
+    def __init__(self, body: Iterable[bytes], client: object) -> None:
+        self._body, self._client = body, client
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        if isinstance(self._client, socket.socket):
+            with contextlib.suppress(OSError):
+                self._client.shutdown(socket.SHUT_RD)
 
 
 class _ConnectionPool:
@@ -393,9 +422,13 @@ def _abort_client(environ: dict) -> BrokenPipeError:
     return BrokenPipeError(errno.EPIPE, "upstream body ended early; client connection aborted")
 
 
+class ClientTooSlow(http1.BadRequest):
+    """The client sent no byte of its body for ``client_idle_timeout`` (a 408)."""
+
+
 class _ClientInput:
     """The client's body stream: a failure to read it (bad chunked framing, a body cut short, a
-    timeout) is the client's fault, a 400, not an upstream failure."""
+    stall) is the client's fault, a 400 or 408, not an upstream failure."""
 
     __slots__ = ("_stream",)
 
@@ -405,6 +438,8 @@ class _ClientInput:
     def read(self, size: int) -> bytes:
         try:
             return self._stream.read(size)
+        except TimeoutError:
+            raise ClientTooSlow("the client stopped sending its body") from None
         except Exception as exc:  # servers raise their own parse errors here
             reason = f"the request body is malformed ({type(exc).__name__})"
             raise http1.BadRequest(reason) from None

@@ -36,21 +36,48 @@ class GateWorker(GeventWorker):
     idle_timeout = 60.0
 
     def init_process(self) -> None:
+        self._waiting_for_heads: dict[object, gevent.Timeout] = {}
         settings = load_settings(config_path())
         self.header_timeout = settings.client_header_timeout
         self.idle_timeout = settings.client_idle_timeout
         logging.getLogger("gunicorn.error").addFilter(_ClientTimeouts())
         super().init_process()
 
-    def timeout_ctx(self) -> gevent.Timeout:
-        # Silent (False): past the deadline the head read ends as if the client had gone.
-        return gevent.Timeout(self.header_timeout, False)
+    def timeout_ctx(self) -> _HeadWait:
+        return _HeadWait(self._waiting_for_heads, self.header_timeout)
+
+    def handle_exit(self, sig, frame) -> None:  # type: ignore[no-untyped-def]
+        # SIGTERM: finish what is under way, but do not wait out the deadline of connections
+        # that sit idle between requests (gunicorn would, up to graceful_timeout).
+        super().handle_exit(sig, frame)
+        gevent.spawn(self._end_head_waits)
+
+    def _end_head_waits(self) -> None:
+        for greenlet, deadline in list(self._waiting_for_heads.items()):
+            gevent.kill(greenlet, deadline)  # asynchronous: raised at its next switch
 
     def handle(self, listener, client, addr) -> None:  # type: ignore[no-untyped-def]
         # GeventWorker.handle only makes the socket blocking; a timeout keeps it blocking (for
         # this greenlet) and bounds every read and write on it.
         client.settimeout(self.idle_timeout)
         AsyncWorker.handle(self, listener, client, addr)
+
+
+class _HeadWait:
+    """The deadline of one request head, silent: past it (or when the worker stops) the head read
+    ends as if the client had gone, and the connection is closed without an answer."""
+
+    def __init__(self, waiting: dict[object, gevent.Timeout], seconds: float) -> None:
+        self._waiting = waiting
+        self._deadline = gevent.Timeout(seconds, False)
+
+    def __enter__(self) -> None:
+        self._deadline.start()
+        self._waiting[gevent.getcurrent()] = self._deadline
+
+    def __exit__(self, kind, value, traceback) -> bool | None:  # type: ignore[no-untyped-def]
+        self._waiting.pop(gevent.getcurrent(), None)
+        return self._deadline.__exit__(kind, value, traceback)
 
 
 class _ClientTimeouts(logging.Filter):

@@ -201,9 +201,12 @@ class ScriptedAnswers(_Listener):
                 time.sleep(30)
 
 
-def serve_gate(directory: Path, upstream: str, **extra: str) -> Gunicorn:
-    """``qqgate serve`` (the shipped gunicorn settings) in front of ``upstream``: one worker, so
-    that every client shares its pool of upstream connections, as an attacker would want."""
+def serve_gate(
+    directory: Path, upstream: str, workers: int = 1, env: dict[str, str] | None = None, **extra: str
+) -> Gunicorn:
+    """``qqgate serve`` (the shipped gunicorn settings) in front of ``upstream``: one worker by
+    default, so that every client shares its pool of upstream connections, as an attacker would
+    want."""
     port = free_port()
     keys = {
         "app_id": "101000001",
@@ -220,10 +223,10 @@ def serve_gate(directory: Path, upstream: str, **extra: str) -> Gunicorn:
     lines = ["[qqgate]", *(f"{key} = {value}" for key, value in keys.items())]
     config = directory / f"gate-{port}.ini"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    server = Gunicorn("unused", port=port)
+    server = Gunicorn("unused", env, port=port)
     bind = f"127.0.0.1:{port}"
     server.args = [sys.executable, "-m", "qqgate.cli", "serve", "-c", str(config), "--bind", bind]
-    server.args += ["--workers", "1"]
+    server.args += ["--workers", str(workers)]
     server.env["PYTHONPATH"] = str(ROOT)
     return server.start()
 
@@ -261,6 +264,7 @@ class _AnswerProtocol:
     def on_message_complete(self) -> None:
         status = self.parser.get_status_code()  # type: ignore[union-attr]
         self.answers.append(Answer(status, self._headers, bytes(self._body), True))
+        self._headers, self._body = {}, bytearray()
 
     def partial(self) -> Answer | None:
         if not self._headers:

@@ -89,7 +89,39 @@ def slow(environ, start_response, query):
     return [b"slow"]
 
 
+def drip(environ, start_response, query):
+    """``chunks`` pieces of ``size`` bytes, ``interval`` seconds apart: a long download."""
+    chunks, size = int(query.get("chunks", "10")), int(query.get("size", "1024"))
+    interval = min(float(query.get("interval", "0.5")), 5)
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", str(chunks * size))],
+    )
+
+    def body():
+        for n in range(chunks):
+            yield bytes([n % 256]) * size
+            time.sleep(interval)
+
+    return body()
+
+
+def events(environ, start_response, query):
+    """Server-sent events, ``interval`` seconds apart, each flushed on its own."""
+    count, interval = int(query.get("count", "5")), min(float(query.get("interval", "0.5")), 5)
+    start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+
+    def body():
+        for n in range(count):
+            yield f"id: {n}\ndata: {time.time()!r}\n\n".encode()
+            time.sleep(interval)
+
+    return body()
+
+
 ROUTES = {
+    "/drip": drip,
+    "/events": events,
     "/setcookies": set_cookies,
     "/redirect": redirect,
     "/relative-redirect": relative_redirect,
