@@ -202,7 +202,11 @@ class ScriptedAnswers(_Listener):
 
 
 def serve_gate(
-    directory: Path, upstream: str, workers: int = 1, env: dict[str, str] | None = None, **extra: str
+    directory: Path,
+    upstream: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    **extra: str,
 ) -> Gunicorn:
     """``qqgate serve`` (the shipped gunicorn settings) in front of ``upstream``: one worker by
     default, so that every client shares its pool of upstream connections, as an attacker would
