@@ -329,3 +329,66 @@ def test_english_speaking_browsers_get_english_pages(browser, demo: Stack, size:
         visitor.screenshot("sign-in-en")
     finally:
         context.close()
+
+
+# --- WebSockets through proxy mode ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def websocket_gate(tmp_path_factory):
+    from .edge import serve_gate
+    from .test_websocket import EchoUpstream
+
+    upstream = EchoUpstream()
+    gate = serve_gate(tmp_path_factory.mktemp("ws-browser"), upstream.url)
+    yield gate, upstream
+    gate.stop()
+    upstream.close()
+
+
+def signed_in_context(browser: sync_api.Browser, gate_url: str) -> sync_api.BrowserContext:
+    from .security.test_request_smuggling import ALICE, cookie
+
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    token = cookie(ALICE)["Cookie"].split("=", 1)[1]
+    context.add_cookies([{"name": "qqgate", "value": token, "url": gate_url, "httpOnly": True}])
+    return context
+
+
+def test_websocket_echo_through_the_gate_in_chromium(browser, websocket_gate) -> None:
+    gate, upstream = websocket_gate
+    context = signed_in_context(browser, gate.url)
+    try:
+        page = context.new_page()
+        page.goto(f"{gate.url}/page")
+        page.wait_for_function("document.title !== 'waiting'")
+        assert page.title() == "echoed 100"
+        assert upstream.handshakes[-1]["x-qq-openid"] == "A" * 32
+    finally:
+        context.close()
+
+
+def test_websocket_from_another_origin_on_the_same_host_is_refused(browser, websocket_gate) -> None:
+    """A page of another app on the same host (another port: the same site, so the browser
+    sends the gate's cookie with the handshake) cannot open the gate's WebSockets."""
+    from .test_websocket import ECHO_PAGE
+
+    def other_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [ECHO_PAGE]
+
+    gate, upstream = websocket_gate
+    other_site = LoopbackServer(other_app)
+    context = signed_in_context(browser, gate.url)
+    before = len(upstream.handshakes)
+    try:
+        with other_site:
+            page = context.new_page()
+            page.goto(f"{other_site.url}/?ws=ws://127.0.0.1:{gate.port}/chat")
+            page.wait_for_function("document.title !== 'waiting'")
+            assert page.title() == "refused"
+        assert len(upstream.handshakes) == before, "the handshake never reached the upstream"
+        assert "cross-site WebSocket" in gate.output(), "refused for its Origin (403), not a 401"
+    finally:
+        context.close()

@@ -9,7 +9,9 @@ import threading
 import time
 
 import pytest
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 
@@ -17,8 +19,24 @@ from .edge import serve_gate
 from .security.test_request_smuggling import ALICE, BOB, cookie
 
 
+# A page that opens a WebSocket back to where it came from and echoes 100 messages (the browser
+# test); its title says how it ended.
+ECHO_PAGE = rb"""<!doctype html><meta charset="utf-8"><title>waiting</title><script>
+const target = new URLSearchParams(location.search).get("ws") || `ws://${location.host}/chat`;
+const socket = new WebSocket(target);
+let echoed = 0;
+socket.onopen = () => { for (let i = 0; i < 100; i++) socket.send(`message ${i} \u{1F427}`); };
+socket.onmessage = (event) => {
+  if (event.data === `message ${echoed} \u{1F427}`) echoed++;
+  if (echoed === 100) { document.title = "echoed 100"; socket.close(); }
+};
+socket.onerror = () => { document.title = "refused"; };
+</script>"""
+
+
 class EchoUpstream:
-    """A WebSocket echo server that records each handshake's headers; ``/refuse`` gets 403."""
+    """A WebSocket echo server that records each handshake's headers; ``/refuse`` gets 403 and
+    ``/page`` is ``ECHO_PAGE``."""
 
     def __init__(self) -> None:
         self.handshakes: list[dict[str, str]] = []
@@ -31,6 +49,10 @@ class EchoUpstream:
         self.handshakes.append({k.lower(): v for k, v in request.headers.raw_items()})
         if request.path == "/refuse":
             return connection.respond(403, "refused by the app\n")
+        if request.path.startswith("/page"):
+            headers = Headers([("Content-Type", "text/html; charset=utf-8")])
+            headers["Content-Length"] = str(len(ECHO_PAGE))
+            return Response(200, "OK", headers, ECHO_PAGE)
         return None
 
     def _echo(self, connection) -> None:
