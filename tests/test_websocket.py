@@ -18,7 +18,6 @@ from websockets.sync.server import serve
 from .edge import serve_gate
 from .security.test_request_smuggling import ALICE, BOB, cookie
 
-
 # A page that opens a WebSocket back to where it came from and echoes 100 messages (the browser
 # test); its title says how it ended.
 ECHO_PAGE = rb"""<!doctype html><meta charset="utf-8"><title>waiting</title><script>
