@@ -288,3 +288,51 @@ def make_echo_app(global_conf, **local_conf):
         return [environ.get("HTTP_X_QQ_OPENID", "").encode()]
 
     return echo
+
+
+def _between(text: str, begin: str, end: str) -> str:
+    return text.split(f"# --- {begin} ---")[1].split(f"# --- {end} ---")[0]
+
+
+def test_nginx_proxy_conf_carries_websockets_and_requests(tmp_path, nginx_binary) -> None:
+    """deploy/nginx-proxy.conf, as shipped (less TLS), in front of qqgate serve in front of a
+    WebSocket echo server: the Upgrade reaches the gate, the 101 comes back, frames flow."""
+    from websockets.sync.client import connect
+
+    from .edge import serve_gate
+    from .security.test_request_smuggling import ALICE, cookie
+    from .test_websocket import EchoUpstream
+
+    upstream = EchoUpstream()
+    gate = serve_gate(tmp_path, upstream.url)
+    listen = free_port()
+    shipped = (ROOT / "deploy" / "nginx-proxy.conf").read_text()
+    server = _between(shipped, "test-begin", "test-end").replace(
+        "127.0.0.1:8000", f"127.0.0.1:{gate.port}"
+    )
+    block = _between(shipped, "test-map-begin", "test-map-end")
+    block += f"server {{\n    listen 127.0.0.1:{listen};\n{server}\n}}"
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp_path, server=block))
+    nginx = subprocess.Popen(
+        [nginx_binary, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_port(listen, nginx)
+        with connect(
+            f"ws://127.0.0.1:{listen}/chat",
+            additional_headers=cookie(ALICE),
+            origin=f"http://127.0.0.1:{listen}",
+            open_timeout=10,
+        ) as socket:
+            for n in range(50):
+                socket.send(f"through nginx {n}")
+                assert socket.recv(timeout=10) == f"through nginx {n}"
+        assert upstream.handshakes[-1]["x-qq-openid"] == ALICE
+        refused = requests.get(f"http://127.0.0.1:{listen}/page", timeout=10)
+        assert refused.status_code == 401, "plain requests still pass the gate"
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=10)
+        gate.stop()
+        upstream.close()
