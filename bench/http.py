@@ -375,7 +375,7 @@ def proxy_section(args: argparse.Namespace) -> list[Comparison]:
     args.path = "/app" + args.path  # see bench/proxies.py: werkzeug cannot proxy "/"
     upstream_port, nginx_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
-    nginx = SECTION_RESOURCES.enter_context(_nginx(upstream_port, nginx_port))
+    nginx = SECTION_RESOURCES.enter_context(nginx_servers(upstream_port, nginx_port))
     secret = secrets.token_urlsafe(32)
     os.environ["BENCH_SECRET"] = secret
     token = apps.session_token(apps.make_gate())
@@ -414,7 +414,7 @@ def proxy_section(args: argparse.Namespace) -> list[Comparison]:
 
 
 @contextlib.contextmanager
-def _nginx(upstream_port: int, proxy_port: int) -> Iterator[int]:
+def nginx_servers(upstream_port: int, proxy_port: int) -> Iterator[int]:
     """One nginx: the upstream (a fixed 13-byte answer) and a proxy_pass in front of it."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():

@@ -52,3 +52,18 @@ def test_http_benchmark_runs_against_real_gunicorn() -> None:
     )
     assert "gunicorn gthread, timed in the worker" in out
     assert "the gate adds" in out and "gated/bare req/s" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (tools/system-deps.sh)")
+@pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+    reason="nginx not installed (tools/system-deps.sh)",
+)
+def test_scale_benchmark_runs_against_real_gunicorn() -> None:
+    out = run_bench(
+        *("bench.scale", "--duration", "1", "--repeat", "1"),
+        *("--idle", "20", "--downloads", "5", "--probe-seconds", "2"),
+    )
+    assert "qqgate serve, proxy mode, 1 worker" in out and "gevent/gthread req/s" in out
+    assert "KiB per held connection" in out and "p99 < 200 ms" in out
+    assert "QQGate middleware in-process, 1 worker" in out
