@@ -79,6 +79,7 @@ _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
 # headers are the gate's own, set after the client's headers are copied.
 _REQUEST_SKIP = HOP_BY_HOP | {"expect", "host", "content-length"}
 _CGI_HEADERS = {"CONTENT_TYPE": "Content-Type"}
+_CONNECTION_OPTIONS = frozenset({"keep-alive", "close", "upgrade"})
 _MAX_REMEMBERED_NAMES = 512
 
 
@@ -227,7 +228,8 @@ class UpstreamProxy:
         # The headers the client names in its Connection header are hop-by-hop: its own copies
         # are dropped. What the gate sets below is not the client's to name.
         connection = environ.get("HTTP_CONNECTION")
-        named = frozenset(http1.list_tokens(connection)) if connection else ()
+        # "keep-alive" and "close", the usual values, name no header: no check per header then.
+        named = frozenset(http1.list_tokens(connection)) - _CONNECTION_OPTIONS if connection else ()
         headers: dict[str, str] = {}
         for key, value in environ.items():
             name = names.get(key)
