@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 from webob import Response
-from webob.exc import HTTPFound
 
-from . import logs, wsgiutil
+from . import answers, logs, wsgiutil
+from .answers import Answer
 from .config import Settings
 from .cookies import cookie_values, set_cookie
 from .headers import IdentityHeaders
@@ -98,8 +98,7 @@ class SignInRoutes:
         if wsgiutil.wants_html(environ):
             # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
             location = self.start_url(environ, next_url)
-            headers = [("Location", location), ("Cache-Control", "no-store")]
-            return wsgiutil.HeadersOnly("302 Found", headers)(environ, start_response)
+            return answers.redirect(location)(environ, start_response)
         return self._login_required(environ, next_url)(environ, start_response)
 
     def allowed(self, identity: Identity) -> bool:
@@ -120,45 +119,43 @@ class SignInRoutes:
 
     # --- routes -------------------------------------------------------------------------------
 
-    def sign_in(self, environ: dict) -> Response:
+    def sign_in(self, environ: dict) -> Response | Answer:
         """The sign-in page with its QQ button; a visitor already signed in goes on to ``next``."""
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
         next_url = safe_next(_next_param(environ))
         identity = self.identify(environ)
         if identity is not None and self.allowed(identity):
-            response: Response = HTTPFound(location=next_url)
-            response.headerlist.append(("Cache-Control", "no-store"))
-            return response
+            return answers.redirect(next_url)
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
-    def login(self, environ: dict) -> Response:
+    def login(self, environ: dict) -> Answer:
         next_url = safe_next(_next_param(environ))
         state = secrets.token_urlsafe(32)
         pending = [*self._pending(environ), self.states.new(state, next_url)]
         authorize = self.qq.authorize_url(
             state, scope=self.settings.scope, mobile=wsgiutil.is_mobile(environ)
         )
-        response = HTTPFound(location=authorize)
-        response.headerlist += [self._state_cookie(pending), ("Cache-Control", "no-store")]
-        return response
+        return answers.redirect(authorize, self._state_cookie(pending))
 
-    def callback(self, environ: dict) -> Response:
+    def callback(self, environ: dict) -> Response | Answer:
         response = self._callback(environ)
-        response.headers["Referrer-Policy"] = "no-referrer"  # the URL carries the code
-        response.headers["Cache-Control"] = "no-store"
+        answers.set_header(response, "Referrer-Policy", "no-referrer")  # the URL carries the code
+        answers.set_header(response, "Cache-Control", "no-store")
         return response
 
-    def logout(self, environ: dict) -> Response:
+    def logout(self, environ: dict) -> Response | Answer:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "POST"):
             return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
         identity = self.identify(environ)
         requested = _next_param(environ)
+        response: Response | Answer
         if requested:
-            response: Response = HTTPFound(location=safe_next(requested))
+            response = answers.redirect(safe_next(requested))
         else:
             response = self.pages.signed_out(environ, self.start_url(environ))
-        response.headerlist += [self._session_cookie("", max_age=0), ("Cache-Control", "no-store")]
+            response.headerlist.append(("Cache-Control", "no-store"))
+        response.headerlist.append(self._session_cookie("", max_age=0))
         if identity:
             client = wsgiutil.client_address(environ)
             logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
@@ -170,7 +167,7 @@ class SignInRoutes:
             return self._login_required(environ)
         return json_response(200, identity.as_json())
 
-    def auth(self, environ: dict) -> wsgiutil.HeadersOnly:
+    def auth(self, environ: dict) -> Answer:
         """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
         identity = self.identify(environ)
         headers = [("Cache-Control", "no-store")]
@@ -187,7 +184,7 @@ class SignInRoutes:
             status = "202 Accepted"
             headers += self.identity_headers.headers(identity)
             environ["REMOTE_USER"] = identity.openid  # for the access log
-        return wsgiutil.HeadersOnly(status, headers)
+        return Answer(status, headers)
 
     def ping(self, environ: dict) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
@@ -196,7 +193,7 @@ class SignInRoutes:
 
     # --- the callback, step by step ----------------------------------------------------------
 
-    def _callback(self, environ: dict) -> Response:
+    def _callback(self, environ: dict) -> Response | Answer:
         params = wsgiutil.query_params(environ)
         if params is None:
             return self._bad_callback(environ, "bad_query")
@@ -219,7 +216,7 @@ class SignInRoutes:
         response.headerlist.append(self._state_cookie(remaining))
         return response
 
-    def _finish(self, environ: dict, code: str, entry: PendingLogin) -> Response:
+    def _finish(self, environ: dict, code: str, entry: PendingLogin) -> Response | Answer:
         try:
             profile = self.qq.sign_in(code)
         except QQError as exc:
@@ -235,10 +232,8 @@ class SignInRoutes:
             return self.forbidden(environ, identity)
         client = wsgiutil.client_address(environ)
         logs.event(log, logging.INFO, "sign-in ok", openid=profile.openid, client=client)
-        response = HTTPFound(location=entry.next_url)
         # Always a fresh session: whatever cookie the browser had before is replaced (no fixation).
-        response.headerlist.append(self._session_cookie(self.sessions.dumps(identity)))
-        return response
+        return answers.redirect(entry.next_url, self._session_cookie(self.sessions.dumps(identity)))
 
     def _no_code(self, environ: dict, params: dict[str, list[str]]) -> Response:
         if params.get("usercancel") or params.get("error") or params.get("msg"):

@@ -4,7 +4,6 @@ error."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from urllib.parse import parse_qs
 
 MAX_QUERY_LENGTH = 8192
@@ -57,18 +56,3 @@ def is_mobile(environ: dict) -> bool:
 
 def client_address(environ: dict) -> str:
     return environ.get("REMOTE_ADDR", "-")
-
-
-class HeadersOnly:
-    """A bodiless WSGI answer: a status line and headers. For the answers nginx's auth_request asks
-    for on every request: a WebOb Response costs several times as much to build."""
-
-    __slots__ = ("headerlist", "status")
-
-    def __init__(self, status: str, headerlist: list[tuple[str, str]]) -> None:
-        self.status = status
-        self.headerlist = [*headerlist, ("Content-Length", "0")]
-
-    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
-        start_response(self.status, self.headerlist)
-        return []
