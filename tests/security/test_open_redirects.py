@@ -21,7 +21,7 @@ import pytest
 
 from qqgate.redirects import safe_next
 
-from .support import HOST, Rig, blank, corpus_params, make_rig, offsite, set_cookie_value
+from .support import Rig, blank, corpus_params, make_rig, offsite, set_cookie_value
 
 CORPUS = corpus_params()
 SESSION = make_rig().session_for()  # valid on every rig: same secret, same clock
