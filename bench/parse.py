@@ -25,12 +25,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from qqgate import http1
 from qqgate.config import settings_from_mapping
 from qqgate.middleware import QQGate
 from qqgate.pages import Pages
-from qqgate.proxy import UpstreamProxy
 from qqgate.session import Identity, SessionCodec
+from qqgate.upstream import http1
+from qqgate.upstream.proxy import UpstreamProxy
 
 KiB = 1024
 SECRET = "parse-bench-secret-0123456789-0123456789"  # noqa: S105 - a bench-only key

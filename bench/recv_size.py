@@ -1,5 +1,5 @@
-"""What one ``socket.recv(size)`` costs for a small answer, by ``size``: why qqgate.http1 reads at
-most 128 KiB at a time.
+"""What one ``socket.recv(size)`` costs for a small answer, by ``size``: why
+qqgate.upstream.http1 reads at most 128 KiB at a time.
 
 ``recv(size)`` allocates a ``size``-byte bytes object and shrinks it to what arrived. A block too
 big for the free space at the top of glibc's heap (which malloc trims to 128 KiB by default) is

@@ -1,11 +1,12 @@
 """The gate's own CPU for one whole sign-in (login + callback), QQ answering instantly.
 
-The development provider (``qqgate.fakeqq``) runs in-process behind a requests transport adapter,
-so the real ``QQClient`` makes its three calls (token, me, get_user_info) through requests without
-a socket. The adapter's own time (the provider's work and building each response) is taken out:
-what is left is the gate's CPU beyond the QQ round trips: the login route, the state cookie, the
-callback's checks, the QQ client building three requests and parsing three answers, and minting
-the session. The browser's step at QQ (approving the login) is not timed.
+The development provider (``qqgate.dev.fakeqq``) runs in-process behind a requests transport
+adapter, so the real ``QQClient`` makes its three calls (token, me, get_user_info) through
+requests without a socket. The adapter's own time (the provider's work and building each
+response) is taken out: what is left is the gate's CPU beyond the QQ round trips: the login
+route, the state cookie, the callback's checks, the QQ client building three requests and
+parsing three answers, and minting the session. The browser's step at QQ (approving the
+login) is not timed.
 
     python -m bench.signin [--sign-ins 1000]
 
@@ -30,7 +31,7 @@ from webob import Request
 
 from bench import apps
 from qqgate import QQGate
-from qqgate.fakeqq import FakeQQ
+from qqgate.dev.fakeqq import FakeQQ
 from qqgate.qq import QQClient, QQProfile
 
 QQ_BASE = "http://127.0.0.1:9"  # never connected to: the adapter answers

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve_gate(args.config, args.bind, args.workers)
     if args.command == "demo":
-        from .demo import run_demo
+        from .dev.demo import run_demo
 
         run_demo(args.port)
         return 0

@@ -67,11 +67,11 @@ class Settings:
     nickname_header: str = "X-QQ-Nickname"
     unionid_header: str = "X-QQ-UnionID"
     unionid: bool = False
-    # proxy mode (qqgate.proxy)
+    # proxy mode (qqgate.upstream)
     upstream: str | None = None
     upstream_timeout: float = 60.0
     preserve_host: bool = True
-    # WebSockets through the proxy (qqgate.tunnel): the origins allowed besides the gate's own
+    # WebSockets through the proxy (qqgate.upstream.tunnel): origins allowed besides the gate's
     websocket_origins: tuple[str, ...] = ()
     websocket_idle_timeout: float = 300.0
     # bounds a client cannot stretch (qqgate serve: qqgate.worker and qqgate.gunicorn_conf)

@@ -14,8 +14,7 @@ from . import logs
 from .config import Settings, config_path, load_settings
 from .middleware import QQGate
 from .pages import Pages
-from .proxy import UpstreamProxy
-from .tunnel import OriginPolicy
+from .upstream import OriginPolicy, UpstreamProxy
 
 
 def build_application(settings: Settings) -> Callable:

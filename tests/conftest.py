@@ -94,5 +94,5 @@ def provider():
     from .servers import Gunicorn
 
     env = {"FAKEQQ_APP_ID": FAKE_APP_ID, "FAKEQQ_APP_KEY": FAKE_APP_KEY}
-    with Gunicorn("qqgate.fakeqq:create_app()", env, workers=1, threads=8) as server:
+    with Gunicorn("qqgate.dev.fakeqq:create_app()", env, workers=1, threads=8) as server:
         yield server

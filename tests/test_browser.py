@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from qqgate.demo import DEMO_APP_ID, build_demo
-from qqgate.fakeqq import openid_for
+from qqgate.dev.demo import DEMO_APP_ID, build_demo
+from qqgate.dev.fakeqq import openid_for
 
 from .conftest import LoopbackServer
 from .servers import ROOT

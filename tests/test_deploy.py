@@ -139,7 +139,7 @@ def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider
         assert page.status_code == 200 and page.url == f"http://127.0.0.1:{first_port}/echo"
         # Cookies ignore ports: the browser sends the session to the second process, which knows it.
         seen = browser.get(f"http://127.0.0.1:{second_port}/echo", timeout=10).json()
-        from qqgate.fakeqq import openid_for
+        from qqgate.dev.fakeqq import openid_for
 
         assert seen["headers"]["x-qq-openid"] == openid_for(FAKE_APP_ID, "alice")
     finally:
@@ -241,7 +241,7 @@ def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None
         consent = browser.get(f"{base}/echo?from=nginx", headers=HTML, timeout=10)
         page = approve(browser, consent, "xiaoming")
         assert page.status_code == 200 and page.url == f"{base}/echo?from=nginx"
-        from qqgate.fakeqq import openid_for
+        from qqgate.dev.fakeqq import openid_for
 
         assert page.json()["headers"]["x-qq-openid"] == openid_for(FAKE_APP_ID, "xiaoming")
     finally:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import requests
 
-from qqgate.fakeqq import openid_for
+from qqgate.dev.fakeqq import openid_for
 
 from .conftest import FAKE_APP_ID as APP_ID
 from .conftest import FAKE_APP_KEY as APP_KEY
@@ -37,7 +37,7 @@ def gate_env(port: int, provider_port: int, **extra: str) -> dict[str, str]:
 def gate(provider):
     port = free_port()
     env = gate_env(port, provider.port)
-    with Gunicorn("qqgate.sample:gated_sample()", env, workers=2, port=port) as server:
+    with Gunicorn("qqgate.dev.sample:gated_sample()", env, workers=2, port=port) as server:
         yield server
 
 
@@ -143,7 +143,7 @@ def test_the_middleware_works_under_every_worker_class(provider, worker) -> None
     port = free_port()
     env = gate_env(port, provider.port)
     extra = ["--worker-class", worker]
-    server = Gunicorn("qqgate.sample:gated_sample()", env, port=port, extra=extra).start()
+    server = Gunicorn("qqgate.dev.sample:gated_sample()", env, port=port, extra=extra).start()
     try:
         browser, page = sign_in(server.url)
         assert page.status_code == 200 and "小明🐧" in page.text

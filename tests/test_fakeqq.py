@@ -1,4 +1,4 @@
-"""Tests for qqgate.fakeqq, the development provider that imitates graph.qq.com."""
+"""Tests for qqgate.dev.fakeqq, the development provider that imitates graph.qq.com."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import webtest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qqgate import fakeqq
-from qqgate.fakeqq import DEFAULT_USERS, FakeQQ, TestUser, create_app, openid_for, unionid_for
+from qqgate.dev import fakeqq
+from qqgate.dev.fakeqq import DEFAULT_USERS, FakeQQ, TestUser, create_app, openid_for, unionid_for
 
 APP, KEY = "101000001", "key-one"
 APP2, KEY2 = "102000002", "key-two"

@@ -1,4 +1,4 @@
-"""The proxy's HTTP/1.1 client (qqgate.http1) against scripted answers on a socket pair: framing,
+"""The proxy's HTTP/1.1 client (qqgate.upstream.http1) against scripted answers on a socket pair: framing,
 connection reuse, and every answer it must refuse rather than pass on."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qqgate import http1
+from qqgate.upstream import http1
 
 
 @pytest.fixture

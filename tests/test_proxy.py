@@ -14,8 +14,8 @@ import pytest
 import requests
 from webob import Request
 
-from qqgate import http1
 from qqgate.session import Identity, SessionCodec
+from qqgate.upstream import http1
 
 from .servers import Gunicorn, free_port
 
@@ -327,7 +327,7 @@ def test_routes_only_without_upstream(tmp_path) -> None:
     ],
 )
 def test_proxy_forwards_the_path_the_gate_decided_on(environ, target) -> None:
-    from qqgate.proxy import _raw_target
+    from qqgate.upstream.proxy import _raw_target
 
     assert _raw_target(environ) == target
 
@@ -380,7 +380,7 @@ class ScriptedUpstream:
 def proxied(upstream: ScriptedUpstream, *requests_: Request) -> list:
     from qqgate.config import settings_from_mapping
     from qqgate.pages import Pages
-    from qqgate.proxy import UpstreamProxy
+    from qqgate.upstream.proxy import UpstreamProxy
 
     settings = settings_from_mapping(
         {

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import requests
 
-from qqgate.fakeqq import openid_for
+from qqgate.dev.fakeqq import openid_for
 
 from .conftest import FAKE_APP_ID, FAKE_APP_KEY
 from .servers import Gunicorn, free_port
@@ -33,13 +33,15 @@ def _provider(**env: str) -> Gunicorn:
         "FAKEQQ_APP_KEY": FAKE_APP_KEY,
         "FAKEQQ_EXTRA_USERS": str(CLIENTS),
     }
-    return Gunicorn("qqgate.fakeqq:create_app()", {**base, **env}, workers=1, threads=32).start()
+    return Gunicorn(
+        "qqgate.dev.fakeqq:create_app()", {**base, **env}, workers=1, threads=32
+    ).start()
 
 
 def _gate(provider: Gunicorn) -> Gunicorn:
     port = free_port()
     return Gunicorn(
-        "qqgate.sample:gated_sample()",
+        "qqgate.dev.sample:gated_sample()",
         gate_env(port, provider.port),
         port=port,
         workers=2,

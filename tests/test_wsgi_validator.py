@@ -14,7 +14,7 @@ from webob import Response
 
 from qqgate import QQGate
 from qqgate.pages import Pages
-from qqgate.proxy import UpstreamProxy
+from qqgate.upstream.proxy import UpstreamProxy
 
 from .conftest import FakeClock, make_settings
 from .security.support import Downstream, Rig, StubQQ, blank, set_cookie_value

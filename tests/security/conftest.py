@@ -13,7 +13,7 @@ import requests
 from webob import Request
 
 from qqgate import QQGate
-from qqgate.fakeqq import FakeQQ
+from qqgate.dev.fakeqq import FakeQQ
 
 from ..conftest import APP_ID, APP_KEY, FakeClock, LoopbackServer, make_settings
 from ..servers import Gunicorn, free_port
@@ -160,7 +160,7 @@ def _gate_env(port: int, provider: Provider, public_paths: str) -> dict[str, str
 def _start_gate(provider: Provider, public_paths: str, extra: list[str] | None = None) -> Gunicorn:
     port = free_port()
     server = Gunicorn(
-        "qqgate.sample:gated_sample()",
+        "qqgate.dev.sample:gated_sample()",
         _gate_env(port, provider, public_paths),
         workers=1,
         threads=4,

@@ -16,7 +16,7 @@ endpoint misbehave the ways real upstreams do: ``http500``, ``html``, ``empty``,
 and ``POST /_fake/reset`` let tests drive a provider running in another process.
 
 Codes and tokens live in memory: run it as a single worker, e.g.
-``gunicorn -k gthread --threads 8 'qqgate.fakeqq:create_app()'``. The ``/_fake`` control paths
+``gunicorn -k gthread --threads 8 'qqgate.dev.fakeqq:create_app()'``. The ``/_fake`` control paths
 have no authentication: this is a development tool, never expose it to the internet.
 """
 
@@ -519,7 +519,7 @@ def _consent_body(params: Mapping[str, str], users: Iterable[TestUser]) -> str:
         f'<p class="note">回调 / redirect_uri: <code>{_e(params["redirect_uri"])}</code><br>'
         f"scope: <code>{_e(params.get('scope', ''))}</code></p>\n"
         "<p>选择一个测试帐号 / Choose a test user:</p>\n" + "\n".join(forms) + "\n"
-        '<p class="note">This is qqgate.fakeqq, a fake graph.qq.com for development.</p>'
+        '<p class="note">This is qqgate.dev.fakeqq, a fake graph.qq.com for development.</p>'
     )
 
 
@@ -552,7 +552,7 @@ def _parse_faults(value: str) -> dict[str, str]:
 def create_app() -> FakeQQ:
     """Build a FakeQQ from FAKEQQ_* environment variables.
 
-    For ``gunicorn 'qqgate.fakeqq:create_app()'``: FAKEQQ_APP_ID, FAKEQQ_APP_KEY,
+    For ``gunicorn 'qqgate.dev.fakeqq:create_app()'``: FAKEQQ_APP_ID, FAKEQQ_APP_KEY,
     FAKEQQ_LATENCY_MS (``"0-200"``), FAKEQQ_EXTRA_USERS (a count) and FAKEQQ_FAULTS
     (``"token=http500,me=other_client"``).
     """

@@ -32,8 +32,9 @@ import time
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
-from . import http1, logs
-from .config import normal_origin
+from .. import logs
+from ..config import normal_origin
+from . import http1
 
 log = logging.getLogger("qqgate")
 

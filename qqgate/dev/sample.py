@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from html import escape
 from urllib.parse import unquote
 
-from .config import load_settings
-from .middleware import QQGate
+from ..config import load_settings
+from ..middleware import QQGate
 
 _PAGE = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -65,6 +65,6 @@ def _json(environ: dict, start_response: Callable) -> Iterable[bytes]:
 
 
 def gated_sample() -> QQGate:
-    """Factory for ``gunicorn 'qqgate.sample:gated_sample()'``: the sample app behind the gate,
+    """Factory for ``gunicorn 'qqgate.dev.sample:gated_sample()'``: the sample app behind the gate,
     configured from ``QQGATE_CONFIG`` (optional) and ``QQGATE_*`` variables."""
     return QQGate(sample_app, load_settings(os.environ.get("QQGATE_CONFIG")))

@@ -14,9 +14,9 @@ import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .config import settings_from_mapping
+from ..config import settings_from_mapping
+from ..middleware import QQGate
 from .fakeqq import FakeQQ
-from .middleware import QQGate
 from .sample import sample_app
 
 DEMO_APP_ID = "101000001"

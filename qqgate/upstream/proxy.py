@@ -33,20 +33,18 @@ complete-looking one.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import socket
-import ssl
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from . import http1, logs, tunnel
-from .pages import Pages
-from .redirects import request_target
-from .wsgiutil import environ_key
+from .. import logs
+from ..pages import Pages
+from ..redirects import request_target
+from ..wsgiutil import environ_key
+from . import http1, tunnel
+from .bodies import ClientInput, ClientTooSlow, LastAnswer, UpstreamBody, failure_reason
+from .pool import ConnectionPool
 
 log = logging.getLogger("qqgate")
 
@@ -111,7 +109,7 @@ class UpstreamProxy:
         self._identity = tuple((environ_key(name), name) for name in identity_headers)
         self._header_names: dict[str, str] = dict.fromkeys(dict(self._identity), "")
         # ^ environ key -> header name, "" when not copied from the client
-        self._pool = _ConnectionPool(
+        self._pool = ConnectionPool(
             parts, connect_timeout=min(timeout, 10.0), timeout=timeout, size=pool_size
         )
 
@@ -135,12 +133,12 @@ class UpstreamProxy:
         body = response.buffered_body()
         start_response(_status_line(response), headers)
         if body is None:
-            return _Body(response, connection, self._pool, environ)
+            return UpstreamBody(response, connection, self._pool, environ)
         self._pool.release(connection, response)  # a small answer that came whole with its head
         return [body]
 
     def _upgrade(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """A WebSocket handshake: refused, answered by the upstream, or switched (qqgate.tunnel)."""
+        """A WebSocket handshake: refused, answered by the upstream, or switched (``tunnel``)."""
         try:
             tunnel.check_request(environ, self._origins)
         except tunnel.Refused as refused:
@@ -281,7 +279,7 @@ class UpstreamProxy:
         elif isinstance(exc, TimeoutError):
             status, reason, key = 504, "timeout", "upstream_timeout"
         else:
-            status, reason, key = 502, _failure_reason(exc), "upstream_unavailable"
+            status, reason, key = 502, failure_reason(exc), "upstream_unavailable"
         client_fault = status in (400, 408)
         logs.event(
             log,
@@ -297,154 +295,7 @@ class UpstreamProxy:
         if not client_fault and _replayable(environ):
             retry = (request_target(environ), "action.try_again")
         page = self.pages.error(environ, status, f"{key}.title", [f"{key}.message"], action=retry)
-        return _LastAnswer(page, environ) if client_fault else page
-
-
-class _LastAnswer:
-    """A WSGI app that answers, then ends the client connection's reading side: the rest of a
-    body that broke its framing, or that stalled, must not be waited for or read as a request."""
-
-    def __init__(self, page, environ: dict) -> None:
-        self._page, self._socket = page, environ.get("gunicorn.socket")
-
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        body = self._page(environ, start_response)
-        return _ClosingBody(body, self._socket)
-
-
-class _ClosingBody:
-    def __init__(self, body: Iterable[bytes], client: object) -> None:
-        self._body, self._client = body, client
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
-
-    def close(self) -> None:
-        if isinstance(self._client, socket.socket):
-            with contextlib.suppress(OSError):
-                self._client.shutdown(socket.SHUT_RD)
-
-
-class _ConnectionPool:
-    """Idle keep-alive connections to one upstream, shared by a worker's threads. Last in, first
-    out: the most recently used connection is the least likely to have been closed by the
-    upstream. (A deque's append and pop are atomic: no lock needed.)"""
-
-    def __init__(self, parts, *, connect_timeout: float, timeout: float, size: int) -> None:
-        https = parts.scheme == "https"
-        self._tls = _tls_context() if https else None
-        self._host, self._port = parts.hostname, parts.port or (443 if https else 80)
-        self._connect_timeout, self._timeout = connect_timeout, timeout
-        self._size = size
-        self._idle: deque[http1.Connection] = deque()
-
-    def get(self) -> tuple[http1.Connection, bool]:
-        """A connection, and whether it was used before."""
-        while True:
-            try:
-                connection = self._idle.pop()
-            except IndexError:
-                return self.new(), False
-            if connection.idle_and_open():
-                return connection, True
-            connection.close()
-
-    def new(self) -> http1.Connection:
-        return http1.Connection.open(
-            self._host,
-            self._port,
-            connect_timeout=self._connect_timeout,
-            timeout=self._timeout,
-            tls=self._tls,
-        )
-
-    def release(self, connection: http1.Connection, response: http1.Response) -> None:
-        """Keep ``connection`` for the next request when its exchange ended cleanly."""
-        if response.reusable and not connection.spent and len(self._idle) < self._size:
-            self._idle.append(connection)
-        else:
-            connection.close()
-
-    def close(self) -> None:
-        while True:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                return
-
-
-def _tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()  # certificates and host names verified
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
-class _Body:
-    """The upstream body as a WSGI iterable; when closed, its connection goes back to the pool if
-    the body was read to its end and the upstream keeps the connection open."""
-
-    def __init__(
-        self, response: http1.Response, connection, pool: _ConnectionPool, environ: dict
-    ) -> None:
-        self._response, self._connection, self._pool = response, connection, pool
-        self._environ = environ
-
-    def __iter__(self) -> Iterator[bytes]:
-        sent = 0
-        try:
-            for chunk in self._response.body():
-                yield chunk
-                sent += len(chunk)
-        except (OSError, http1.BadResponse) as exc:
-            # The status line is already sent: the client must see a truncated answer (no last
-            # chunk, fewer bytes than Content-Length), never one that looks complete.
-            logs.event(
-                log,
-                logging.WARNING,
-                "upstream body failed, client connection aborted",
-                reason=_failure_reason(exc),
-                sent=sent,
-                path=self._environ.get("PATH_INFO", "")[:200],
-                client=self._environ.get("REMOTE_ADDR", "-"),
-            )
-            raise _abort_client(self._environ) from None
-
-    def close(self) -> None:
-        # Unread body left on the connection (the client went away): never reused.
-        self._pool.release(self._connection, self._response)
-
-
-def _abort_client(environ: dict) -> BrokenPipeError:
-    """Cut the client's connection, and the error that tells the WSGI server it is gone: servers
-    close the connection on an error raised mid-body, and gunicorn logs a broken pipe quietly."""
-    client = environ.get("gunicorn.socket")
-    if isinstance(client, socket.socket):
-        with contextlib.suppress(OSError):  # the client may be gone already
-            client.shutdown(socket.SHUT_RDWR)
-    return BrokenPipeError(errno.EPIPE, "upstream body ended early; client connection aborted")
-
-
-class ClientTooSlow(http1.BadRequest):
-    """The client sent no byte of its body for ``client_idle_timeout`` (a 408)."""
-
-
-class _ClientInput:
-    """The client's body stream: a failure to read it (bad chunked framing, a body cut short, a
-    stall) is the client's fault, a 400 or 408, not an upstream failure."""
-
-    __slots__ = ("_stream",)
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-
-    def read(self, size: int) -> bytes:
-        try:
-            return self._stream.read(size)
-        except TimeoutError:
-            raise ClientTooSlow("the client stopped sending its body") from None
-        except Exception as exc:  # servers raise their own parse errors here
-            reason = f"the request body is malformed ({type(exc).__name__})"
-            raise http1.BadRequest(reason) from None
+        return LastAnswer(page, environ) if client_fault else page
 
 
 def _status_line(response: http1.Response) -> str:
@@ -470,11 +321,11 @@ def _request_body(environ: dict, method: str) -> tuple[object | None, int | None
             raise http1.BadRequest("Content-Length is not a number")
         if not int(length):
             return None, None
-        body: tuple[object | None, int | None] = (_ClientInput(environ["wsgi.input"]), int(length))
+        body: tuple[object | None, int | None] = (ClientInput(environ["wsgi.input"]), int(length))
     elif coding is not None:
         if http1.list_tokens(coding) != ["chunked"]:
             raise http1.BadRequest("Transfer-Encoding other than chunked")
-        body = (http1.chunks(_ClientInput(environ["wsgi.input"])), None)
+        body = (http1.chunks(ClientInput(environ["wsgi.input"])), None)
     else:
         return None, None
     if method in _NO_BODY:
@@ -512,13 +363,3 @@ def _without_cookies(header: str, hidden: frozenset[str]) -> str:
         return header
     kept = [pair for pair in header.split(";") if pair.split("=", 1)[0].strip() not in hidden]
     return ";".join(kept).strip()
-
-
-def _failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, http1.BadResponse):
-        return "bad_response"
-    if isinstance(exc, ConnectionError):
-        return "connection_lost"
-    return type(exc).__name__

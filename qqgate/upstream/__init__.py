@@ -1,0 +1,12 @@
+"""Proxy mode: the gate in front of any HTTP app.
+
+``proxy`` is the WSGI app the gate wraps (``UpstreamProxy``): it frames each request from what it
+knows and relays the answer; ``http1`` is its HTTP/1.1 client (the request writer, llhttp for the
+answers, reuse rules) and ``pool`` the kept-alive connections; ``bodies`` holds the WSGI iterables
+of bodies that must end cleanly or not at all; ``tunnel`` carries WebSockets.
+"""
+
+from .proxy import UpstreamProxy
+from .tunnel import OriginPolicy
+
+__all__ = ["OriginPolicy", "UpstreamProxy"]
