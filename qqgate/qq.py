@@ -27,15 +27,28 @@ from __future__ import annotations
 
 import http.client
 import http.cookiejar
-import json
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import requests
 import urllib3.exceptions
+
+from .qqanswers import (
+    AVATAR_URL,
+    CODE_MESSAGES,
+    LONE_SURROGATE,
+    OPENID_SHAPE,
+    QQError,
+    QQProfile,
+    QQUnavailable,
+    decode,
+    error_for,
+    parse_body,
+    raise_for_error,
+    unparseable,
+    where,
+)
 
 __all__ = [
     "CODE_MESSAGES",
@@ -48,173 +61,6 @@ __all__ = [
 
 MAX_BODY = 1024 * 1024
 MAX_NICKNAME = 256
-# JSON may escape half a surrogate pair ("\\ud83d"); such a str cannot be encoded as UTF-8 later.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-CODE_MESSAGES: dict[int, str] = {
-    1002: "the user is not signed in",
-    100000: "response_type is missing or invalid",
-    100001: "client_id is missing",
-    100002: "client_secret is missing",
-    100005: "the authorization code is missing",
-    100008: "the app ID does not exist",
-    100009: "the app key is invalid",
-    100010: "redirect_uri is invalid",
-    100013: "the access token is invalid",
-    100014: "the access token has expired",
-    100015: "the access token has been revoked",
-    100016: "the access token check failed",
-    100019: "the authorization code could not be exchanged for a token",
-    100020: "the authorization code was already used",
-    100030: "the user did not authorize this API",
-    100031: "the app has no permission for this API",
-    100048: "unionid is not enabled for this app",
-    100049: "unionid is not enabled for this app",
-    100062: "the app is rate-limited",
-    100067: "the authorization code has expired",
-    100068: "the authorization code is invalid",
-    110405: "QQ is throttling logins",
-}
-
-# Codes that mean the authorization code itself is spent or wrong: retrying the token call cannot
-# help, only a fresh login can.
-RESTART_LOGIN_CODES = frozenset({100005, 100019, 100020, 100067, 100068})
-
-
-class QQError(Exception):
-    """QQ answered with an error, or with something we cannot use."""
-
-    def __init__(
-        self, message: str, *, endpoint: str = "", code: int | None = None, description: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.endpoint = endpoint
-        self.code = code
-        # QQ's own text, unescaped: callers must HTML-escape it.
-        self.description = description
-
-    @property
-    def restart_login(self) -> bool:
-        return self.code in RESTART_LOGIN_CODES
-
-
-class QQUnavailable(QQError):
-    """QQ could not be reached, or did not answer in time."""
-
-    def __init__(self, message: str, *, endpoint: str = "", timeout: bool = False) -> None:
-        super().__init__(message, endpoint=endpoint)
-        self.timeout = timeout
-
-
-@dataclass(frozen=True, slots=True)
-class QQProfile:
-    openid: str
-    nickname: str
-    avatar_url: str
-    unionid: str | None
-
-
-# --- parsing --------------------------------------------------------------------------------------
-
-_JSONP = re.compile(r"[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?", re.ASCII | re.DOTALL)
-_FORM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-_NUMBER = re.compile(r"-?[0-9]{1,12}", re.ASCII)
-_OPENID = re.compile(r"[0-9A-Za-z_-]{1,64}", re.ASCII)
-_AVATAR = re.compile(r"https?://[\x21-\x7e]{1,2040}", re.ASCII)
-
-
-def _where(endpoint: str) -> str:
-    return f"QQ's {endpoint} endpoint" if endpoint else "QQ"
-
-
-def _unparseable(endpoint: str, what: str) -> QQError:
-    return QQError(f"{_where(endpoint)} answered {what}", endpoint=endpoint)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _json_object(text: str, endpoint: str) -> dict[str, object]:
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise _unparseable(endpoint, "invalid JSON") from None
-    if not isinstance(value, dict):
-        raise _unparseable(endpoint, "JSON that is not an object")
-    return value
-
-
-def _form(text: str, endpoint: str) -> dict[str, object]:
-    try:
-        pairs = parse_qsl(text, strict_parsing=True, errors="strict", max_num_fields=100)
-    except ValueError:
-        raise _unparseable(endpoint, "a body that is neither JSON nor url-encoded") from None
-    keys = [key for key, _ in pairs]
-    if not all(_FORM_KEY.fullmatch(key) for key in keys) or len(set(keys)) != len(keys):
-        raise _unparseable(endpoint, "a body that is neither JSON nor url-encoded")
-    return {key: value for key, value in pairs}
-
-
-def _decode(body: bytes | str, endpoint: str) -> dict[str, object]:
-    """Turn any QQ body shape into a dict, without looking at what it says."""
-    if isinstance(body, bytes | bytearray):
-        try:
-            body = bytes(body).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise _unparseable(endpoint, "a body that is not UTF-8") from None
-    text = body.lstrip("\ufeff").strip()
-    if not text:
-        raise _unparseable(endpoint, "an empty body")
-    if text[0] in "{[":
-        return _json_object(text, endpoint)
-    jsonp = _JSONP.fullmatch(text)
-    if jsonp:
-        return _json_object(jsonp.group(1), endpoint)
-    return _form(text, endpoint)
-
-
-def _as_code(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return int(value)
-    return None
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _error(endpoint: str, code: int | None, description: str) -> QQError:
-    if code is None:
-        message = f"{_where(endpoint)} returned an error"
-    else:
-        message = f"{_where(endpoint)} returned error {code}: "
-        message += CODE_MESSAGES.get(code, "unknown error")
-    return QQError(message, endpoint=endpoint, code=code, description=description)
-
-
-def _raise_for_error(data: dict[str, object], endpoint: str) -> None:
-    if "error" in data:
-        error = data["error"]
-        code = _as_code(error)
-        # OAuth 2.0's own errors are strings ("invalid_request"): keep them as the description.
-        text = data.get("error_description") or (error if code is None else None)
-        raise _error(endpoint, code, _text(text))
-    if "ret" in data and _as_code(data["ret"]) != 0:
-        raise _error(endpoint, _as_code(data["ret"]), _text(data.get("msg")))
-    if "code" in data and "msg" in data and _as_code(data["code"]) != 0:
-        raise _error(endpoint, _as_code(data["code"]), _text(data.get("msg")))
-
-
-def parse_body(body: bytes | str, endpoint: str = "") -> dict[str, object]:
-    """Parse any QQ body shape; raise QQError for error payloads and for anything unparseable."""
-    data = _decode(body, endpoint)
-    _raise_for_error(data, endpoint)
-    return data
-
 
 # --- log redaction --------------------------------------------------------------------------------
 
@@ -270,7 +116,7 @@ def _unavailable(exc: Exception, endpoint: str) -> QQUnavailable:
         bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
     )
     what = "did not answer in time" if timed_out else "could not be reached"
-    return QQUnavailable(f"{_where(endpoint)} {what}", endpoint=endpoint, timeout=timed_out)
+    return QQUnavailable(f"{where(endpoint)} {what}", endpoint=endpoint, timeout=timed_out)
 
 
 def _read_capped(response: requests.Response, endpoint: str) -> bytes:
@@ -278,7 +124,7 @@ def _read_capped(response: requests.Response, endpoint: str) -> bytes:
     for chunk in response.iter_content(chunk_size=64 * 1024):
         body += chunk
         if len(body) > MAX_BODY:
-            raise _unparseable(endpoint, "a body larger than 1 MiB")
+            raise unparseable(endpoint, "a body larger than 1 MiB")
     return bytes(body)
 
 
@@ -287,17 +133,17 @@ def _parse_response(status: int, body: bytes, endpoint: str) -> dict[str, object
         return parse_body(body, endpoint)
     # A QQ error body explains a failure status better than the status does.
     try:
-        data = _decode(body, endpoint)
+        data = decode(body, endpoint)
     except QQError:
         data = {}
-    _raise_for_error(data, endpoint)
-    raise _unparseable(endpoint, f"HTTP {status}")
+    raise_for_error(data, endpoint)
+    raise unparseable(endpoint, f"HTTP {status}")
 
 
 def _avatar(info: dict[str, object]) -> str:
     for key in ("figureurl_qq_2", "figureurl_qq_1"):
         value = info.get(key)
-        if isinstance(value, str) and _AVATAR.fullmatch(value):
+        if isinstance(value, str) and AVATAR_URL.fullmatch(value):
             return value
     return ""
 
@@ -355,7 +201,7 @@ class QQClient:
 
     def exchange_code(self, code: str) -> str:
         if not code:
-            raise _error("token", 100005, "")
+            raise error_for("token", 100005, "")
         params = {
             "grant_type": "authorization_code",
             "client_id": self.app_id,
@@ -381,7 +227,7 @@ class QQClient:
         if client_id is None or str(client_id) != self.app_id:
             raise QQError("QQ's access token was issued to another app", endpoint="me")
         openid = data.get("openid")
-        if not isinstance(openid, str) or not _OPENID.fullmatch(openid):
+        if not isinstance(openid, str) or not OPENID_SHAPE.fullmatch(openid):
             raise QQError("QQ's me endpoint answered without a usable openid", endpoint="me")
         return openid, self._unionid(data)
 
@@ -389,7 +235,7 @@ class QQClient:
         unionid = data.get("unionid") if self.want_unionid else None
         if unionid is None or unionid == "":
             return None
-        if not isinstance(unionid, str) or not _OPENID.fullmatch(unionid):
+        if not isinstance(unionid, str) or not OPENID_SHAPE.fullmatch(unionid):
             raise QQError("QQ's me endpoint answered an unusable unionid", endpoint="me")
         return unionid
 
@@ -401,7 +247,7 @@ class QQClient:
         token = self.exchange_code(code)
         openid, unionid = self.fetch_openid(token)
         info = self.fetch_user_info(token, openid)
-        nickname = _LONE_SURROGATE.sub("\ufffd", str(info.get("nickname") or "")[:MAX_NICKNAME])
+        nickname = LONE_SURROGATE.sub("\ufffd", str(info.get("nickname") or "")[:MAX_NICKNAME])
         return QQProfile(
             openid=openid, nickname=nickname, avatar_url=_avatar(info), unionid=unionid
         )
