@@ -1,0 +1,148 @@
+"""The checks a configuration must pass, each on the merged values (defaults and what was given);
+every problem is collected, naming its key, before ``ConfigError`` is raised."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MIN_SECRET_LENGTH = 32
+
+
+def _check_app(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    if not str(merged["app_id"]).isdigit():
+        return [("app_id", "must be the numeric APP ID from QQ Connect")]
+    return []
+
+
+def _check_secret(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = values["secret_key"]
+    short = [index for index, key in enumerate(keys, 1) if len(key) < MIN_SECRET_LENGTH]
+    if short:
+        return [("secret_key", f"key #{short[0]} is shorter than {MIN_SECRET_LENGTH} characters")]
+    return []
+
+
+def _check_prefix(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    prefix = merged["prefix"]
+    if prefix == "/" or not re.fullmatch(r"(/[A-Za-z0-9_.~-]+)+", prefix):
+        return [("prefix", "must be a path like /_qqgate (letters, digits, _ . ~ -)")]
+    return []
+
+
+def _check_redirect_uri(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problem = _url_problem(merged["redirect_uri"])
+    if problem:
+        return [("redirect_uri", problem)]
+    parts = urlsplit(merged["redirect_uri"])
+    expected = f"{merged['prefix']}/callback"
+    if parts.path != expected:
+        return [
+            ("redirect_uri", f"path must be {expected} (the gate's callback), got {parts.path!r}")
+        ]
+    if parts.query or parts.fragment:
+        return [("redirect_uri", "must not have a query or a fragment")]
+    return []
+
+
+def _check_base_url(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problem = _url_problem(merged["qq_base_url"])
+    return [("qq_base_url", problem)] if problem else []
+
+
+def _check_cookie(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    if not _COOKIE_NAME.match(merged["cookie_name"]):
+        problems.append(("cookie_name", "may only use letters, digits, _ . -"))
+    if merged["cookie_samesite"] == "none" and not merged["cookie_secure"]:
+        problems.append(
+            ("cookie_samesite", "none requires cookie_secure = true (browsers refuse it)")
+        )
+    domain = merged["cookie_domain"]
+    if domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain):
+        problems.append(("cookie_domain", f"not a host name: {domain!r}"))
+    return problems
+
+
+def _check_paths_and_names(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for path in merged["public_paths"]:
+        if not path.startswith("/") or path == "/":
+            problems.append(("public_paths", f"{path!r}: each entry must be a path below /"))
+    for openid in merged["allowed_openids"]:
+        if not _OPENID.match(openid):
+            problems.append(("allowed_openids", f"{openid!r} is not an openid"))
+    for key in ("openid_header", "nickname_header", "unionid_header"):
+        if not _HEADER_NAME.match(merged[key]):
+            problems.append((key, f"{merged[key]!r} is not a header name"))
+    if not re.fullmatch(r"[A-Za-z0-9_,]+", merged["scope"]):
+        problems.append(("scope", "must be comma-separated API names such as get_user_info"))
+    return problems
+
+
+def _check_upstream(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    upstream = merged["upstream"]
+    if upstream is None:
+        return []
+    try:
+        parts = urlsplit(upstream)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return [("upstream", f"not a valid URL: {upstream!r}")]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            ("upstream", f"must be an http(s) URL like http://127.0.0.1:8080, got {upstream!r}")
+        ]
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return [("upstream", "must be scheme://host[:port] only (no path, query or user)")]
+    return []
+
+
+def _check_templates(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    directory = merged["templates_dir"]
+    if directory and not Path(directory).is_dir():
+        return [("templates_dir", f"{directory!r} is not a directory")]
+    return []
+
+
+CHECKS = (
+    _check_app,
+    _check_secret,
+    _check_prefix,
+    _check_redirect_uri,
+    _check_base_url,
+    _check_cookie,
+    _check_paths_and_names,
+    _check_upstream,
+    _check_templates,
+)
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"not a valid URL: {url!r}"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"must be an absolute http(s) URL, got {url!r}"
+    if parts.scheme == "http" and not is_loopback(host):
+        return (
+            "plain http is only allowed for a loopback host (127.0.0.1, ::1, localhost): use https"
+        )
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
