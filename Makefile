@@ -18,6 +18,7 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	bash tools/system-deps.sh
 	$(BIN)/ruff check qqgate tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # Re-take the README's screenshots (docs/*.png) in the real browser; look at them before committing.
@@ -27,6 +28,7 @@ screenshots: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check qqgate tests bench
 	$(BIN)/ruff format --check qqgate tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts

@@ -9,8 +9,10 @@ answer carries a Content-Type, as the WSGI spec's checker (``wsgiref.validate``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
+
+from .wsgiutil import Environ, StartResponse
 
 PLAIN = ("Content-Type", "text/plain; charset=utf-8")
 
@@ -30,7 +32,7 @@ class Answer:
         self.status = status
         self.headerlist = [PLAIN, *headerlist, ("Content-Length", "0")]
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response(self.status, self.headerlist)
         return []
 

@@ -32,6 +32,7 @@ from .session import (
     StateCodec,
     take_pending,
 )
+from .wsgiutil import Environ, StartResponse
 
 log = logging.getLogger("qqgate")
 
@@ -41,7 +42,7 @@ MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and 
 # QQ errors that mean the app itself is not (yet) allowed to sign this user in.
 _APP_NOT_APPROVED = {100008, 100010, 100030, 100031}
 
-Identify = Callable[[dict], Identity | None]
+Identify = Callable[[Environ], Identity | None]
 
 
 class SignInRoutes:
@@ -74,7 +75,7 @@ class SignInRoutes:
             "/ping": self.ping,
         }
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         route = environ.get("PATH_INFO", "")[len(self.settings.prefix) :]
         handler = self._routes.get(route)
         response = handler(environ) if handler else self._not_found(environ)
@@ -82,17 +83,17 @@ class SignInRoutes:
 
     # --- URLs -------------------------------------------------------------------------------
 
-    def url(self, environ: dict, route: str, next_url: str | None = None) -> str:
+    def url(self, environ: Environ, route: str, next_url: str | None = None) -> str:
         base = environ.get("SCRIPT_NAME", "") + self.settings.prefix + route
         return f"{base}?next={quote(next_url, safe='')}" if next_url else base
 
-    def start_url(self, environ: dict, next_url: str | None = None) -> str:
+    def start_url(self, environ: Environ, next_url: str | None = None) -> str:
         """Where a visitor starts signing in: the sign-in page, or straight to QQ's."""
         return self.url(environ, "/sign_in" if self.settings.sign_in_page else "/login", next_url)
 
     # --- not signed in ------------------------------------------------------------------------
 
-    def challenge(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def challenge(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Send a browser to sign in; tell an API client with a 401, never a login page."""
         next_url = safe_next(request_target(environ))
         if wsgiutil.wants_html(environ):
@@ -105,7 +106,7 @@ class SignInRoutes:
         allowed = self.settings.allowed_openids
         return not allowed or identity.openid in allowed
 
-    def forbidden(self, environ: dict, identity: Identity) -> Response:
+    def forbidden(self, environ: Environ, identity: Identity) -> Response:
         logs.event(
             log,
             logging.WARNING,
@@ -119,7 +120,7 @@ class SignInRoutes:
 
     # --- routes -------------------------------------------------------------------------------
 
-    def sign_in(self, environ: dict) -> Response | Answer:
+    def sign_in(self, environ: Environ) -> Response | Answer:
         """The sign-in page with its QQ button; a visitor already signed in goes on to ``next``."""
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
@@ -129,7 +130,7 @@ class SignInRoutes:
             return answers.redirect(next_url)
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
-    def login(self, environ: dict) -> Answer:
+    def login(self, environ: Environ) -> Answer:
         next_url = safe_next(_next_param(environ))
         state = secrets.token_urlsafe(32)
         pending = [*self._pending(environ), self.states.new(state, next_url)]
@@ -138,13 +139,13 @@ class SignInRoutes:
         )
         return answers.redirect(authorize, self._state_cookie(pending))
 
-    def callback(self, environ: dict) -> Response | Answer:
+    def callback(self, environ: Environ) -> Response | Answer:
         response = self._callback(environ)
         answers.set_header(response, "Referrer-Policy", "no-referrer")  # the URL carries the code
         answers.set_header(response, "Cache-Control", "no-store")
         return response
 
-    def logout(self, environ: dict) -> Response | Answer:
+    def logout(self, environ: Environ) -> Response | Answer:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "POST"):
             return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
         identity = self.identify(environ)
@@ -161,13 +162,13 @@ class SignInRoutes:
             logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
         return response
 
-    def userinfo(self, environ: dict) -> Response:
+    def userinfo(self, environ: Environ) -> Response:
         identity = self.identify(environ)
         if identity is None:
             return self._login_required(environ)
         return json_response(200, identity.as_json())
 
-    def auth(self, environ: dict) -> Answer:
+    def auth(self, environ: Environ) -> Answer:
         """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
         identity = self.identify(environ)
         headers = [("Cache-Control", "no-store")]
@@ -186,14 +187,14 @@ class SignInRoutes:
             environ["REMOTE_USER"] = identity.openid  # for the access log
         return Answer(status, headers)
 
-    def ping(self, environ: dict) -> Response:
+    def ping(self, environ: Environ) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
         response.headerlist.append(("Cache-Control", "no-store"))
         return response
 
     # --- the callback, step by step ----------------------------------------------------------
 
-    def _callback(self, environ: dict) -> Response | Answer:
+    def _callback(self, environ: Environ) -> Response | Answer:
         params = wsgiutil.query_params(environ)
         if params is None:
             return self._bad_callback(environ, "bad_query")
@@ -216,7 +217,7 @@ class SignInRoutes:
         response.headerlist.append(self._state_cookie(remaining))
         return response
 
-    def _finish(self, environ: dict, code: str, entry: PendingLogin) -> Response | Answer:
+    def _finish(self, environ: Environ, code: str, entry: PendingLogin) -> Response | Answer:
         try:
             profile = self.qq.sign_in(code)
         except QQError as exc:
@@ -235,12 +236,12 @@ class SignInRoutes:
         # Always a fresh session: whatever cookie the browser had before is replaced (no fixation).
         return answers.redirect(entry.next_url, self._session_cookie(self.sessions.dumps(identity)))
 
-    def _no_code(self, environ: dict, params: dict[str, list[str]]) -> Response:
+    def _no_code(self, environ: Environ, params: dict[str, list[str]]) -> Response:
         if params.get("usercancel") or params.get("error") or params.get("msg"):
             return self._bad_callback(environ, "cancelled")
         return self._bad_callback(environ, "missing_code")
 
-    def _qq_failed(self, environ: dict, exc: QQError, next_url: str) -> Response:
+    def _qq_failed(self, environ: Environ, exc: QQError, next_url: str) -> Response:
         unavailable = isinstance(exc, QQUnavailable)
         logs.event(
             log,
@@ -254,7 +255,7 @@ class SignInRoutes:
         # The visitor already chose QQ: "try again" goes straight back to it.
         retry = (self.url(environ, "/login", next_url), "action.try_again")
         if unavailable:
-            status = 504 if exc.timeout else 502
+            status = 504 if isinstance(exc, QQUnavailable) and exc.timeout else 502
             return self.pages.error(
                 environ, status, "qq_unavailable.title", ["qq_unavailable.message"], action=retry
             )
@@ -274,7 +275,7 @@ class SignInRoutes:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _bad_callback(self, environ: dict, reason: str) -> Response:
+    def _bad_callback(self, environ: Environ, reason: str) -> Response:
         """400 for a callback that cannot complete; ``reason`` names the log reason and the
         message (``{reason}.message`` in :mod:`qqgate.i18n`)."""
         client = wsgiutil.client_address(environ)
@@ -284,20 +285,20 @@ class SignInRoutes:
             environ, 400, "not_completed.title", [f"{reason}.message"], action=action
         )
 
-    def _error(self, environ: dict, status: int, reason: str, message_key: str) -> Response:
+    def _error(self, environ: Environ, status: int, reason: str, message_key: str) -> Response:
         client = wsgiutil.client_address(environ)
         logs.event(log, logging.INFO, "rejected", status=status, reason=reason, client=client)
         return self.pages.error(environ, status, f"{reason}.title", [message_key])
 
-    def _login_required(self, environ: dict, next_url: str | None = None) -> Response:
+    def _login_required(self, environ: Environ, next_url: str | None = None) -> Response:
         """The 401 an API client gets instead of a login page."""
         login_url = self.url(environ, "/login", next_url)
         return json_response(401, {"error": "login_required", "login_url": login_url})
 
-    def _not_found(self, environ: dict) -> Response:
+    def _not_found(self, environ: Environ) -> Response:
         return self.pages.error(environ, 404, "not_found.title", ["not_found.message"])
 
-    def _pending(self, environ: dict) -> list[PendingLogin]:
+    def _pending(self, environ: Environ) -> list[PendingLogin]:
         cookie = environ.get("HTTP_COOKIE", "")
         for token in cookie_values(cookie, self.settings.state_cookie_name):
             pending = self.states.loads(token)
@@ -337,7 +338,7 @@ class SignInRoutes:
         )
 
 
-def _next_param(environ: dict) -> str | None:
+def _next_param(environ: Environ) -> str | None:
     """The first ``next`` query parameter, unvalidated (pass it through ``safe_next``)."""
-    params = wsgiutil.query_params(environ) or {}
-    return (params.get("next") or [None])[0]
+    values = (wsgiutil.query_params(environ) or {}).get("next")
+    return values[0] if values else None

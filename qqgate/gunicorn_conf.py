@@ -48,7 +48,7 @@ if _gate is not None:
     worker_connections = _gate.worker_connections
 
 
-def on_starting(server) -> None:
+def on_starting(server: object) -> None:
     """Refuse to start with a missing or bad config, with a message instead of a traceback."""
     try:
         load_settings(config_path())

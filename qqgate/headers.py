@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .config import Settings
 from .session import Identity
-from .wsgiutil import environ_key
+from .wsgiutil import Environ, environ_key
 
 IDENTITY_KEY = "qqgate.identity"
 # urllib.parse.quote(text, safe="") as a byte table: RFC 3986 unreserved bytes as they are, every
@@ -41,7 +41,7 @@ class IdentityHeaders:
         )
         self._untrusted = frozenset(self.untrusted_keys)
 
-    def strip(self, environ: dict) -> None:
+    def strip(self, environ: Environ) -> None:
         if environ.keys().isdisjoint(self._untrusted):  # the usual case: one C call, no pops
             return
         for key in self.untrusted_keys:

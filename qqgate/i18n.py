@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from .wsgiutil import Environ
+
 LANGUAGES = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 _TAG = re.compile(r"^([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*$")
@@ -142,7 +144,7 @@ def negotiate(accept_language: str) -> str:
     return best
 
 
-def choose(environ: dict, setting: str) -> str:
+def choose(environ: Environ, setting: str) -> str:
     """The page language for this request: the configured one, or negotiated when "auto"."""
     if setting in LANGUAGES:
         return setting

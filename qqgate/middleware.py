@@ -28,8 +28,7 @@ from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
 from .session import Identity, SessionCodec, VerifiedToken
-
-WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+from .wsgiutil import Environ, StartResponse, WSGIApp
 
 
 class QQGate:
@@ -72,7 +71,7 @@ class QQGate:
         self._cached_session = self.sessions.cache.peek
         self._clock = clock
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
         path = environ.get("PATH_INFO", "")
         if path.startswith(self._prefix) and (
@@ -104,12 +103,12 @@ class QQGate:
         environ.update(session.environ)
         return self.app(environ, start_response)
 
-    def identify(self, environ: dict) -> Identity | None:
+    def identify(self, environ: Environ) -> Identity | None:
         """The signed-in identity of this request, or None."""
         session = self.session(environ)
         return None if session is None else session.identity
 
-    def session(self, environ: dict) -> VerifiedToken | None:
+    def session(self, environ: Environ) -> VerifiedToken | None:
         """This request's verified session token (identity and rendered environ), or None."""
         cookie = environ.get("HTTP_COOKIE")
         token = self._cookies.first(cookie) if cookie else None
@@ -119,7 +118,7 @@ class QQGate:
         if session is not None:
             return session
         # Several cookies of our name (another path or domain): the first one that verifies.
-        for token in self._cookies.values(cookie)[1:]:
+        for token in self._cookies.values(cookie or "")[1:]:
             session = self.sessions.verify(token)
             if session is not None:
                 return session

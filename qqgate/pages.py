@@ -27,6 +27,7 @@ from webob import Response
 
 from . import i18n
 from .config import ConfigError, Settings
+from .wsgiutil import Environ
 
 SECURITY_HEADERS = (
     ("Cache-Control", "no-store"),
@@ -203,10 +204,10 @@ class Pages:
         self.language = settings.language
         self.site_name = settings.site_name
 
-    def language_for(self, environ: dict) -> str:
+    def language_for(self, environ: Environ) -> str:
         return i18n.choose(environ, self.language)
 
-    def sign_in(self, environ: dict, login_url: str) -> Response:
+    def sign_in(self, environ: Environ, login_url: str) -> Response:
         lang = self.language_for(environ)
         return self._page(
             environ,
@@ -221,7 +222,7 @@ class Pages:
             qq_logo=QQ_LOGO,
         )
 
-    def signed_out(self, environ: dict, sign_in_url: str) -> Response:
+    def signed_out(self, environ: Environ, sign_in_url: str) -> Response:
         lang = self.language_for(environ)
         return self._page(
             environ,
@@ -234,7 +235,9 @@ class Pages:
             sign_in_label=i18n.text(lang, "signed_out.again"),
         )
 
-    def forbidden(self, environ: dict, openid: str, nickname: str, sign_out_url: str) -> Response:
+    def forbidden(
+        self, environ: Environ, openid: str, nickname: str, sign_out_url: str
+    ) -> Response:
         lang = self.language_for(environ)
         return self._page(
             environ,
@@ -253,7 +256,7 @@ class Pages:
 
     def error(
         self,
-        environ: dict,
+        environ: Environ,
         status: int,
         title_key: str,
         message_keys: Sequence[str],
@@ -271,7 +274,7 @@ class Pages:
         values = _error_values(status, title, lines, links, pairs)
         return self._page(environ, status, "error.html", title, **values)
 
-    def site(self, environ: dict) -> str:
+    def site(self, environ: Environ) -> str:
         """The configured site_name, or the host the visitor asked for (without the port)."""
         if self.site_name:
             return self.site_name
@@ -280,10 +283,10 @@ class Pages:
             host = host.partition("]")[0] + "]"
         elif host.count(":") == 1:
             host = host.partition(":")[0]
-        return host[:MAX_SITE_NAME]
+        return str(host)[:MAX_SITE_NAME]
 
     def _page(
-        self, environ: dict, status: int, name: str, title: str, /, **values: object
+        self, environ: Environ, status: int, name: str, title: str, /, **values: object
     ) -> Response:
         """``name`` inside the layout; ``values`` are that template's variables (one is "status":
         hence the positional-only parameters)."""

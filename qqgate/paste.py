@@ -5,14 +5,14 @@ PasteDeploy itself is an optional extra (``pip install qqgate[paste]``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from .config import load_settings
 from .middleware import QQGate
+from .wsgiutil import WSGIApp
 
 
-def filter_app_factory(app: Callable, global_conf: dict[str, Any], **local_conf: str) -> QQGate:
+def filter_app_factory(app: WSGIApp, global_conf: dict[str, Any], **local_conf: str) -> QQGate:
     """Wrap ``app`` in the gate. Keys in the filter section win over ``QQGATE_*`` variables;
     ``config = path/to/gate.ini`` there reads a gate.ini too. Logging is left to the pipeline's
     own ``[loggers]`` configuration (the lines go to the ``qqgate`` logger)."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
+from .wsgiutil import Environ
+
 MAX_NEXT_LENGTH = 2048
 # Characters kept as they are; everything else (non-ASCII, quotes, <, >, ...) is percent-encoded.
 _KEEP = "/?&=%#;:@!$'()*+,~-._"
@@ -33,7 +35,7 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return value
 
 
-def request_target(environ: dict, *, script_name: bool = True) -> str:
+def request_target(environ: Environ, *, script_name: bool = True) -> str:
     """The path and query of the current request (``SCRIPT_NAME`` included unless told not to),
     percent-encoded, as a ``next`` value or a request target."""
     path = environ.get("PATH_INFO", "")

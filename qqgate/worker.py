@@ -29,7 +29,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from .config import config_path, load_settings
 
 
-class GateWorker(GeventWorker):
+class GateWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no types
     """The gevent worker, with the head deadline and the idle timeout from gate.ini."""
 
     header_timeout = 10.0
@@ -77,7 +77,8 @@ class _HeadWait:
 
     def __exit__(self, kind, value, traceback) -> bool | None:  # type: ignore[no-untyped-def]
         self._waiting.pop(gevent.getcurrent(), None)
-        return self._deadline.__exit__(kind, value, traceback)
+        suppressed: bool | None = self._deadline.__exit__(kind, value, traceback)
+        return suppressed
 
 
 class _ClientTimeouts(logging.Filter):

@@ -8,16 +8,17 @@ the gate serves only its own routes under ``{prefix}`` and answers 404 elsewhere
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from . import logs
 from .config import Settings, config_path, load_settings
 from .middleware import QQGate
 from .pages import Pages
 from .upstream import OriginPolicy, UpstreamProxy
+from .wsgiutil import Environ, StartResponse, WSGIApp
 
 
-def build_application(settings: Settings) -> Callable:
+def build_application(settings: Settings) -> WSGIApp:
     """The WSGI app for ``settings``: gate + proxy, or the gate's own routes only."""
     if settings.upstream:
         proxy = UpstreamProxy(
@@ -41,7 +42,7 @@ class RoutesOnly:
         self.gate = gate
         self._prefix = gate.settings.prefix
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == self._prefix or path.startswith(self._prefix + "/"):
             return self.gate(environ, start_response)
@@ -49,11 +50,11 @@ class RoutesOnly:
         return page(environ, start_response)
 
 
-def _never_called(environ: dict, start_response: Callable) -> Iterable[bytes]:
+def _never_called(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     raise AssertionError("RoutesOnly passes only the gate's own routes")
 
 
-def __getattr__(name: str) -> Callable:
+def __getattr__(name: str) -> WSGIApp:
     # Built on first access (gunicorn's import of "qqgate.wsgi:application"), not on import, so
     # that importing this module for its helpers never reads a config file.
     if name != "application":

@@ -4,14 +4,21 @@ error."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
+
+# WSGI's types (PEP 3333), for annotations: the environ, start_response, an application.
+Environ = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 MAX_QUERY_LENGTH = 8192
 MAX_QUERY_FIELDS = 64
 _MOBILE = re.compile(r"Mobile|Android|iPhone|iPod|iPad|Windows Phone|HarmonyOS|MQQBrowser")
 
 
-def query_params(environ: dict) -> dict[str, list[str]] | None:
+def query_params(environ: Environ) -> dict[str, list[str]] | None:
     """The decoded query parameters, or None when the query string is oversized or unparseable."""
     raw = environ.get("QUERY_STRING", "")
     if len(raw) > MAX_QUERY_LENGTH:
@@ -41,7 +48,7 @@ def environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-def wants_html(environ: dict) -> bool:
+def wants_html(environ: Environ) -> bool:
     """A browser navigating (GET/HEAD, accepts HTML, not an XHR) rather than an API client."""
     if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
         return False
@@ -50,9 +57,9 @@ def wants_html(environ: dict) -> bool:
     return "text/html" in environ.get("HTTP_ACCEPT", "")
 
 
-def is_mobile(environ: dict) -> bool:
+def is_mobile(environ: Environ) -> bool:
     return bool(_MOBILE.search(environ.get("HTTP_USER_AGENT", "")))
 
 
-def client_address(environ: dict) -> str:
-    return environ.get("REMOTE_ADDR", "-")
+def client_address(environ: Environ) -> str:
+    return str(environ.get("REMOTE_ADDR", "-"))

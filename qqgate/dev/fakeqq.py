@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from webob import Request, Response
@@ -214,7 +214,8 @@ class FakeQQ:
             self.reset()
             return _text(200, "reset")
         try:
-            self.set_fault(req.POST.get("endpoint", ""), req.POST.get("fault") or None)
+            form = _fields(req.POST)
+            self.set_fault(form.get("endpoint", ""), form.get("fault") or None)
         except ValueError as exc:
             return _text(400, str(exc))
         return _text(200, "ok")
@@ -233,7 +234,7 @@ class FakeQQ:
         return None
 
     def _authorize_page(self, req: Request) -> Response:
-        params = req.GET
+        params = _fields(req.GET)
         error = self._authorize_error(params)
         if error is None and params.get("response_type") != "code":
             error = 100000
@@ -242,7 +243,7 @@ class FakeQQ:
         return _html(_consent_body(params, self.users.values()), "QQ登录 (development provider)")
 
     def _authorize_post(self, req: Request) -> Response:
-        form = req.POST
+        form = _fields(req.POST)
         error = self._authorize_error(form)
         if error is not None:
             return _html(_error_body(error), "QQ登录 - 错误 / Error")
@@ -261,8 +262,8 @@ class FakeQQ:
     # -- API endpoints ------------------------------------------------------------------------
 
     def _token(self, req: Request) -> Response:
-        params = req.params
-        result = self._client_error(params)
+        params = _fields(req.params)
+        result: str | int | None = self._client_error(params)
         if result is None:
             result = self._redeem(params)
         if isinstance(result, int):
@@ -314,7 +315,7 @@ class FakeQQ:
         return grant
 
     def _me(self, req: Request) -> Response:
-        grant = self._lookup_token(req.params.get("access_token", ""))
+        grant = self._lookup_token(_fields(req.params).get("access_token", ""))
         if isinstance(grant, int):
             return _qq_error(req, grant)
         app_id = OTHER_CLIENT_ID if self.faults.get("me") == "other_client" else grant.app_id
@@ -324,7 +325,7 @@ class FakeQQ:
         return _qq_answer(req, answer)
 
     def _user_info(self, req: Request) -> Response:
-        params = req.params
+        params = _fields(req.params)
         grant = self._lookup_token(params.get("access_token", ""))
         if isinstance(grant, int):
             return _json_response({"ret": 1002, "msg": "请先登录"})
@@ -332,6 +333,11 @@ class FakeQQ:
         if params.get("oauth_consumer_key") != grant.app_id or params.get("openid") != openid:
             return _json_response({"ret": -1, "msg": "client request's app is not existed"})
         return _json_response(profile_of(self.users[grant.user_key], openid, req.host_url))
+
+
+def _fields(values: Any) -> dict[str, str]:  # WebOb's MultiDict, NestedMultiDict or NoVars
+    """Query or form fields as text (a file upload is no field of QQ's)."""
+    return {name: value for name, value in values.items() if isinstance(value, str)}
 
 
 def _remember(store: collections.OrderedDict[str, _Grant], key: str, grant: _Grant) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from html import escape
 from urllib.parse import unquote
 
 from ..config import load_settings
 from ..middleware import QQGate
+from ..wsgiutil import Environ, StartResponse
 
 _PAGE = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -27,7 +28,7 @@ td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;word-break:break-all}}</sty
 """
 
 
-def sample_app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+def sample_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Greets the signed-in user and lists the X-QQ-* headers it received."""
     if environ.get("PATH_INFO") == "/headers.json":
         return _json(environ, start_response)
@@ -49,7 +50,7 @@ def sample_app(environ: dict, start_response: Callable) -> Iterable[bytes]:
     return [body]
 
 
-def _json(environ: dict, start_response: Callable) -> Iterable[bytes]:
+def _json(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     identity = environ.get("qqgate.identity")
     data = {
         "path": environ.get("PATH_INFO"),

@@ -14,9 +14,10 @@ import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .. import logs
+from ..wsgiutil import Environ, StartResponse, WSGIApp
 from . import http1
 from .pool import ConnectionPool
 
@@ -27,10 +28,10 @@ class LastAnswer:
     """A WSGI app that answers, then ends the client connection's reading side: the rest of a
     body that broke its framing, or that stalled, must not be waited for or read as a request."""
 
-    def __init__(self, page, environ: dict) -> None:
+    def __init__(self, page: WSGIApp, environ: Environ) -> None:
         self._page, self._socket = page, environ.get("gunicorn.socket")
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = self._page(environ, start_response)
         return _ClosingBody(body, self._socket)
 
@@ -53,7 +54,11 @@ class UpstreamBody:
     the body was read to its end and the upstream keeps the connection open."""
 
     def __init__(
-        self, response: http1.Response, connection, pool: ConnectionPool, environ: dict
+        self,
+        response: http1.Response,
+        connection: http1.Connection,
+        pool: ConnectionPool,
+        environ: Environ,
     ) -> None:
         self._response, self._connection, self._pool = response, connection, pool
         self._environ = environ
@@ -83,7 +88,7 @@ class UpstreamBody:
         self._pool.release(self._connection, self._response)
 
 
-def abort_client(environ: dict) -> BrokenPipeError:
+def abort_client(environ: Environ) -> BrokenPipeError:
     """Cut the client's connection, and the error that tells the WSGI server it is gone: servers
     close the connection on an error raised mid-body, and gunicorn logs a broken pipe quietly."""
     client = environ.get("gunicorn.socket")
@@ -103,7 +108,7 @@ class ClientInput:
 
     __slots__ = ("_stream",)
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: http1.Readable) -> None:
         self._stream = stream
 
     def read(self, size: int) -> bytes:

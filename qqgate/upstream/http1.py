@@ -28,6 +28,7 @@ import select
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
+from typing import Protocol, cast
 
 import httptools
 
@@ -50,6 +51,12 @@ _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _TOKENS = re.compile(_TCHARS)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(r"[\x21-\x7e\x80-\xff]+")
+
+
+class Readable(Protocol):
+    """A request body as the WSGI server hands it over (``wsgi.input``)."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 class BadResponse(Exception):
@@ -134,7 +141,9 @@ class Connection:
 
     # --- request ------------------------------------------------------------------------------
 
-    def send(self, head: bytes, body=None, length: int | None = None) -> None:
+    def send(
+        self, head: bytes, body: Readable | Iterable[bytes] | None = None, length: int | None = None
+    ) -> None:
         """Write ``head`` and ``body``: a readable stream of ``length`` bytes, or (``length``
         None) an iterable of chunks sent with chunked framing."""
         sock = self.sock
@@ -142,16 +151,16 @@ class Connection:
             sock.sendall(head)
             return
         self.spent = True
-        if length is not None:
-            self._send_sized(head, body, length)
+        if length is not None:  # a stream (file objects iterate too: length decides)
+            self._send_sized(head, cast(Readable, body), length)
         else:
             sock.sendall(head)
-            for chunk in body:
+            for chunk in cast(Iterable[bytes], body):
                 if chunk:
                     sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             sock.sendall(b"0\r\n\r\n")
 
-    def _send_sized(self, head: bytes, stream, length: int) -> None:
+    def _send_sized(self, head: bytes, stream: Readable, length: int) -> None:
         sock = self.sock
         if length <= SMALL_BODY:
             data = _read_exactly(stream, length)
@@ -205,7 +214,8 @@ class Response:
         self._sock, self._method, self._upgrade = sock, method, upgrade
         self.tunnel_bytes = b""  # after a 101: what the upstream sent behind its head
         self._parser = httptools.HttpResponseParser(self)
-        self.status, self.reason, self.fields = 0, "", []
+        self.status, self.reason = 0, ""
+        self.fields: list[tuple[str, str]] = []
         self.connection_tokens: frozenset[str] = frozenset()
         self.length: int | None = None  # the body's length when known: Content-Length to send on
         self.complete = False  # the answer was read to its end
@@ -380,8 +390,9 @@ def list_tokens(value: str) -> list[str]:
     return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
-def _read_exactly(stream, length: int) -> bytes:
-    parts, remaining = [], length
+def _read_exactly(stream: Readable, length: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = length
     while remaining:
         chunk = stream.read(remaining)
         if not chunk:
@@ -391,7 +402,7 @@ def _read_exactly(stream, length: int) -> bytes:
     return b"".join(parts)
 
 
-def chunks(stream, size: int = BODY_SEND_SIZE) -> Iterable[bytes]:
+def chunks(stream: Readable, size: int = BODY_SEND_SIZE) -> Iterable[bytes]:
     """A readable stream as an iterable of chunks (a request body of unknown length)."""
     while chunk := stream.read(size):
         yield chunk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections import deque
+from urllib.parse import SplitResult
 
 from . import http1
 
@@ -13,10 +14,12 @@ class ConnectionPool:
     out: the most recently used connection is the least likely to have been closed by the
     upstream. (A deque's append and pop are atomic: no lock needed.)"""
 
-    def __init__(self, parts, *, connect_timeout: float, timeout: float, size: int) -> None:
+    def __init__(
+        self, parts: SplitResult, *, connect_timeout: float, timeout: float, size: int
+    ) -> None:
         https = parts.scheme == "https"
         self._tls = tls_context() if https else None
-        self._host, self._port = parts.hostname, parts.port or (443 if https else 80)
+        self._host, self._port = parts.hostname or "", parts.port or (443 if https else 80)
         self._connect_timeout, self._timeout = connect_timeout, timeout
         self._size = size
         self._idle: deque[http1.Connection] = deque()

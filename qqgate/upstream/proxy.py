@@ -34,14 +34,14 @@ complete-looking one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from .. import logs
 from ..pages import Pages
 from ..redirects import request_target
-from ..wsgiutil import environ_key
+from ..wsgiutil import Environ, StartResponse, WSGIApp, environ_key
 from . import http1, tunnel
 from .bodies import ClientInput, ClientTooSlow, LastAnswer, UpstreamBody, failure_reason
 from .pool import ConnectionPool
@@ -113,7 +113,7 @@ class UpstreamProxy:
             parts, connect_timeout=min(timeout, 10.0), timeout=timeout, size=pool_size
         )
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("HTTP_UPGRADE"):
             return self._upgrade(environ, start_response)
         try:
@@ -124,8 +124,8 @@ class UpstreamProxy:
 
     def _answer(
         self,
-        environ: dict,
-        start_response: Callable,
+        environ: Environ,
+        start_response: StartResponse,
         connection: http1.Connection,
         response: http1.Response,
     ) -> Iterable[bytes]:
@@ -137,7 +137,7 @@ class UpstreamProxy:
         self._pool.release(connection, response)  # a small answer that came whole with its head
         return [body]
 
-    def _upgrade(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def _upgrade(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """A WebSocket handshake: refused, answered by the upstream, or switched (``tunnel``)."""
         try:
             tunnel.check_request(environ, self._origins)
@@ -153,7 +153,7 @@ class UpstreamProxy:
         start_response("101 Switching Protocols", [])
         return tunnel.Tunnel(environ, response, connection, self._websocket_idle_timeout)
 
-    def _handshake(self, environ: dict) -> tuple[http1.Connection, http1.Response]:
+    def _handshake(self, environ: Environ) -> tuple[http1.Connection, http1.Response]:
         headers = self._request_headers(environ)
         headers["Connection"] = "Upgrade"
         headers["Upgrade"] = tunnel.PROTOCOL
@@ -166,7 +166,7 @@ class UpstreamProxy:
             connection.close()
             raise
 
-    def _refused(self, environ: dict, refused: tunnel.Refused):
+    def _refused(self, environ: Environ, refused: tunnel.Refused) -> WSGIApp:
         logs.event(
             log,
             logging.WARNING,
@@ -186,7 +186,7 @@ class UpstreamProxy:
 
     # --- request ------------------------------------------------------------------------------
 
-    def _send(self, environ: dict) -> tuple[http1.Connection, http1.Response]:
+    def _send(self, environ: Environ) -> tuple[http1.Connection, http1.Response]:
         method = environ["REQUEST_METHOD"]
         headers = self._request_headers(environ)
         body, length = _request_body(environ, method)
@@ -221,7 +221,7 @@ class UpstreamProxy:
             connection.close()
             raise
 
-    def _request_headers(self, environ: dict) -> dict[str, str]:
+    def _request_headers(self, environ: Environ) -> dict[str, str]:
         names = self._header_names
         # The headers the client names in its Connection header are hop-by-hop: its own copies
         # are dropped. What the gate sets below is not the client's to name.
@@ -256,7 +256,9 @@ class UpstreamProxy:
 
     # --- response -----------------------------------------------------------------------------
 
-    def _response_headers(self, environ: dict, response: http1.Response) -> list[tuple[str, str]]:
+    def _response_headers(
+        self, environ: Environ, response: http1.Response
+    ) -> list[tuple[str, str]]:
         skip = _RESPONSE_SKIP | response.connection_tokens
         public = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
         headers = []
@@ -271,7 +273,7 @@ class UpstreamProxy:
             headers.append(("Content-Length", str(response.length)))
         return headers
 
-    def _failed(self, environ: dict, exc: Exception):
+    def _failed(self, environ: Environ, exc: Exception) -> WSGIApp:
         if isinstance(exc, ClientTooSlow):
             status, reason, key = 408, str(exc), "bad_request"
         elif isinstance(exc, http1.BadRequest):
@@ -308,7 +310,9 @@ def _status_line(response: http1.Response) -> str:
     return f"{response.status} {reason}"
 
 
-def _request_body(environ: dict, method: str) -> tuple[object | None, int | None]:
+def _request_body(
+    environ: Environ, method: str
+) -> tuple[http1.Readable | Iterable[bytes] | None, int | None]:
     """What to send as the body, and its length: (None, None), the input stream and its length,
     or chunks and None (a chunked upload of unknown length). The client's framing headers are
     read here, once, and never forwarded."""
@@ -321,7 +325,8 @@ def _request_body(environ: dict, method: str) -> tuple[object | None, int | None
             raise http1.BadRequest("Content-Length is not a number")
         if not int(length):
             return None, None
-        body: tuple[object | None, int | None] = (ClientInput(environ["wsgi.input"]), int(length))
+        body: tuple[http1.Readable | Iterable[bytes], int | None]
+        body = (ClientInput(environ["wsgi.input"]), int(length))
     elif coding is not None:
         if http1.list_tokens(coding) != ["chunked"]:
             raise http1.BadRequest("Transfer-Encoding other than chunked")
@@ -333,7 +338,7 @@ def _request_body(environ: dict, method: str) -> tuple[object | None, int | None
     return body
 
 
-def _raw_target(environ: dict) -> str:
+def _raw_target(environ: Environ) -> str:
     """The path and query as the client sent them (gunicorn's RAW_URI), when that is the path the
     gate decided on: the raw path, decoded once, must be PATH_INFO. Otherwise (a SCRIPT_NAME
     header from a trusted proxy moved part of the path out of PATH_INFO, an absolute-form target)
@@ -354,7 +359,7 @@ def _header_name(environ_key: str) -> str:
     return _CGI_HEADERS.get(environ_key, "")
 
 
-def _replayable(environ: dict) -> bool:
+def _replayable(environ: Environ) -> bool:
     return environ.get("REQUEST_METHOD") in ("GET", "HEAD")
 
 

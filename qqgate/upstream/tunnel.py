@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from .. import logs
 from ..config import normal_origin
+from ..wsgiutil import Environ
 from . import http1
 
 log = logging.getLogger("qqgate")
@@ -62,7 +63,7 @@ class OriginPolicy:
         own = normal_origin(f"{parts.scheme}://{parts.netloc}")
         self._allowed = frozenset({own, *extra} - {None})
 
-    def allows(self, environ: dict) -> bool:
+    def allows(self, environ: Environ) -> bool:
         origin = environ.get("HTTP_ORIGIN")
         if origin is None:
             return True  # not a browser: no visitor's cookie to hijack
@@ -75,7 +76,7 @@ class OriginPolicy:
         )
 
 
-def check_request(environ: dict, origins: OriginPolicy) -> None:
+def check_request(environ: Environ, origins: OriginPolicy) -> None:
     """Raise ``Refused`` for an upgrade request the gate does not forward."""
     if "gunicorn.socket" not in environ:
         raise Refused(501, "no raw client socket (run the gate with qqgate serve)")
@@ -106,7 +107,7 @@ class Tunnel:
 
     def __init__(
         self,
-        environ: dict,
+        environ: Environ,
         response: http1.Response,
         upstream: http1.Connection,
         idle_timeout: float,
