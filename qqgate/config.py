@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import configparser
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from . import values
 from .validation import CHECKS
+from .values import as_text
 
 SECTION = "qqgate"
 ENV_PREFIX = "QQGATE_"
 DEFAULT_CONFIG = "gate.ini"
-
-_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(Exception):
@@ -43,47 +38,65 @@ class ConfigError(Exception):
         return [key for key, _ in self.problems]
 
 
+def setting(
+    default: Any, parse: Callable[[str], Any], *, key: str | None = None, repr: bool = True
+) -> Any:
+    """A setting with a default: its parser (and its key in gate.ini, if not its name)."""
+    return field(default=default, repr=repr, metadata=_meta(parse, key))
+
+
+def required(parse: Callable[[str], Any], *, key: str | None = None, repr: bool = True) -> Any:
+    """A setting without a default: the config must give it."""
+    return field(repr=repr, metadata=_meta(parse, key))
+
+
+def _meta(parse: Callable[[str], Any], key: str | None) -> dict[str, Any]:
+    return {"parse": parse} if key is None else {"parse": parse, "key": key}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    app_id: str
-    app_key: str = field(repr=False)
-    redirect_uri: str
-    secret_keys: tuple[str, ...] = field(repr=False)
-    prefix: str = "/_qqgate"
-    qq_base_url: str = "https://graph.qq.com"
-    scope: str = "get_user_info"
-    timeout: float = 5.0
-    session_max_age: int = 7 * 86400
-    cookie_name: str = "qqgate"
-    cookie_secure: bool = True
-    cookie_samesite: str = "lax"
-    cookie_domain: str | None = None
-    public_paths: tuple[str, ...] = ()
-    allowed_openids: frozenset[str] = frozenset()
-    openid_header: str = "X-QQ-OpenID"
-    nickname_header: str = "X-QQ-Nickname"
-    unionid_header: str = "X-QQ-UnionID"
-    unionid: bool = False
+    """Every setting, declared once: its type, default and parser (``qqgate.values``)."""
+
+    app_id: str = required(values.text)
+    app_key: str = required(values.text, repr=False)
+    redirect_uri: str = required(values.text)
+    secret_keys: tuple[str, ...] = required(values.words, key="secret_key", repr=False)
+    prefix: str = setting("/_qqgate", values.text)
+    qq_base_url: str = setting("https://graph.qq.com", values.text)
+    scope: str = setting("get_user_info", values.text)
+    timeout: float = setting(5.0, values.seconds_up_to(120))
+    session_max_age: int = setting(7 * 86400, values.duration)
+    cookie_name: str = setting("qqgate", values.text)
+    cookie_secure: bool = setting(True, values.boolean)
+    cookie_samesite: str = setting("lax", values.choice("lax", "strict", "none"))
+    cookie_domain: str | None = setting(None, values.domain)
+    public_paths: tuple[str, ...] = setting((), values.words)
+    allowed_openids: frozenset[str] = setting(frozenset(), values.openids)
+    openid_header: str = setting("X-QQ-OpenID", values.text)
+    nickname_header: str = setting("X-QQ-Nickname", values.text)
+    unionid_header: str = setting("X-QQ-UnionID", values.text)
+    unionid: bool = setting(False, values.boolean)
     # proxy mode (qqgate.upstream)
-    upstream: str | None = None
-    upstream_timeout: float = 60.0
-    preserve_host: bool = True
+    upstream: str | None = setting(None, values.upstream_url)
+    upstream_timeout: float = setting(60.0, values.seconds_up_to(3600))
+    preserve_host: bool = setting(True, values.boolean)
     # WebSockets through the proxy (qqgate.upstream.tunnel): origins allowed besides the gate's
-    websocket_origins: tuple[str, ...] = ()
-    websocket_idle_timeout: float = 300.0
+    websocket_origins: tuple[str, ...] = setting((), values.origins)
+    websocket_idle_timeout: float = setting(300.0, values.seconds_up_to(86400))
     # bounds a client cannot stretch (qqgate serve: qqgate.worker and qqgate.gunicorn_conf)
-    client_header_timeout: float = 10.0
-    client_idle_timeout: float = 60.0
-    max_request_line: int = 4094
-    max_header_fields: int = 100
-    max_header_field_size: int = 8190
-    worker_connections: int = 1000
+    client_header_timeout: float = setting(10.0, values.seconds_up_to(300))
+    client_idle_timeout: float = setting(60.0, values.seconds_up_to(3600))
+    max_request_line: int = setting(4094, values.count(256, 8190))
+    max_header_fields: int = setting(100, values.count(16, 32768))
+    max_header_field_size: int = setting(8190, values.count(1024, 65536))
+    worker_connections: int = setting(1000, values.count(1, 100000))
     # what visitors see (qqgate.pages)
-    site_name: str = ""
-    sign_in_page: bool = False
-    language: str = "auto"
-    templates_dir: str | None = None
-    log_format: str = "text"
+    site_name: str = setting("", values.text)
+    sign_in_page: bool = setting(False, values.boolean)
+    language: str = setting("auto", values.choice("auto", "zh", "en"))
+    templates_dir: str | None = setting(None, values.optional_text)
+    log_format: str = setting("text", values.choice("text", "json"))
 
     @property
     def state_cookie_name(self) -> str:
@@ -94,135 +107,8 @@ class Settings:
         return (self.openid_header, self.nickname_header, self.unionid_header)
 
 
-# --- value parsers: each returns the parsed value or raises ValueError with a readable reason ---
-
-
-def _text(raw: str) -> str:
-    return raw.strip()
-
-
-def _words(raw: str) -> tuple[str, ...]:
-    return tuple(raw.replace(",", " ").split())
-
-
-def _boolean(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _seconds_up_to(limit: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"expected a number of seconds, got {raw!r}") from None
-        if not 0 < value <= limit:
-            raise ValueError(f"must be more than 0 and at most {limit:g} seconds")
-        return value
-
-    return parse
-
-
-def _count(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        text = raw.strip()
-        if not text.isdigit():
-            raise ValueError(f"expected a whole number, got {raw!r}")
-        value = int(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = []
-    for word in _words(raw):
-        origin = normal_origin(word)
-        if origin is None:
-            raise ValueError(f"{word!r} is not an origin like https://app.example.com")
-        origins.append(origin)
-    return tuple(origins)
-
-
-def normal_origin(text: str) -> str | None:
-    """``scheme://host[:port]`` lowercased, without a default port; None if ``text`` is not an
-    http(s) origin (a path, query, user or fragment makes it no origin)."""
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    if parts.path or parts.query or parts.fragment or parts.username is not None:
-        return None
-    default = 443 if parts.scheme == "https" else 80
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _duration(raw: str) -> int:
-    match = _DURATION.match(raw.strip().lower())
-    if not match:
-        raise ValueError(f"expected seconds or a number with s/m/h/d, got {raw!r}")
-    value = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
-
-
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "app_id": _text,
-    "app_key": _text,
-    "redirect_uri": _text,
-    "secret_key": _words,
-    "prefix": _text,
-    "qq_base_url": _text,
-    "scope": _text,
-    "timeout": _seconds_up_to(120),
-    "session_max_age": _duration,
-    "cookie_name": _text,
-    "cookie_secure": _boolean,
-    "cookie_samesite": _choice("lax", "strict", "none"),
-    "cookie_domain": lambda raw: raw.strip().lstrip(".").lower() or None,
-    "public_paths": _words,
-    "allowed_openids": lambda raw: frozenset(_words(raw)),
-    "openid_header": _text,
-    "nickname_header": _text,
-    "unionid_header": _text,
-    "unionid": _boolean,
-    "upstream": lambda raw: raw.strip().rstrip("/") or None,
-    "upstream_timeout": _seconds_up_to(3600),
-    "preserve_host": _boolean,
-    "websocket_origins": _origins,
-    "websocket_idle_timeout": _seconds_up_to(86400),
-    "client_header_timeout": _seconds_up_to(300),
-    "client_idle_timeout": _seconds_up_to(3600),
-    "max_request_line": _count(256, 8190),
-    "max_header_fields": _count(16, 32768),
-    "max_header_field_size": _count(1024, 65536),
-    "worker_connections": _count(1, 100000),
-    "site_name": _text,
-    "sign_in_page": _boolean,
-    "language": _choice("auto", "zh", "en"),
-    "templates_dir": lambda raw: raw.strip() or None,
-    "log_format": _choice("text", "json"),
+    f.metadata.get("key", f.name): f.metadata["parse"] for f in fields(Settings)
 }
 KEYS = tuple(_PARSERS)
 _DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
@@ -280,7 +166,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         if value is None or value == "":
             continue
         try:
-            values[key] = _PARSERS[key](value) if isinstance(value, str) else value
+            values[key] = _PARSERS[key](as_text(value))
         except ValueError as exc:
             problems.append((key, str(exc)))
     problems += [(key, "missing (required)") for key in REQUIRED if not values.get(key)]
@@ -299,9 +185,6 @@ def _normalise(values: dict[str, Any]) -> None:
         values["prefix"] = "/" + values["prefix"].strip("/")
     if "qq_base_url" in values:
         values["qq_base_url"] = values["qq_base_url"].rstrip("/")
-    for key in ("public_paths", "allowed_openids", "secret_key"):
-        if isinstance(values.get(key), str):
-            values[key] = _PARSERS[key](values[key])
 
 
 def _validate(values: dict[str, Any]) -> list[tuple[str, str]]:

@@ -263,3 +263,54 @@ def test_proxy_keys() -> None:
     assert settings.upstream == "http://127.0.0.1:8080"
     assert settings.upstream_timeout == 30.0 and settings.preserve_host is False
     assert make_settings().upstream is None
+
+
+BASE = {
+    "app_id": APP_ID,
+    "app_key": APP_KEY,
+    "secret_key": SECRET,
+    "redirect_uri": "https://app.example.com/_qqgate/callback",
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        pytest.param("timeout", 0, id="timeout-zero"),
+        pytest.param("timeout", 121.0, id="timeout-over-limit"),
+        pytest.param("session_max_age", -1, id="negative-max-age"),
+        pytest.param("upstream_timeout", -5, id="negative-upstream-timeout"),
+        pytest.param("max_header_fields", 5, id="too-few-fields"),
+        pytest.param("cookie_samesite", "sideways", id="bad-choice"),
+        pytest.param("allowed_openids", frozenset({"not an openid!"}), id="bad-openid-in-a-set"),
+        pytest.param("websocket_origins", ("https://a.example/path",), id="origin-with-a-path"),
+    ],
+)
+def test_typed_values_pass_the_same_checks_as_text(key, value) -> None:
+    """Settings given already typed (a PasteDeploy dict, a test, an embedding app) are parsed as
+    their text would be: no value skips a check by arriving typed."""
+    with pytest.raises(ConfigError) as error:
+        settings_from_mapping({**BASE, key: value})
+    assert error.value.keys == [key]
+
+
+def test_typed_values_that_are_valid_are_kept() -> None:
+    settings = settings_from_mapping(
+        {
+            **BASE,
+            "timeout": 2.5,
+            "session_max_age": 3600,
+            "cookie_secure": False,
+            "public_paths": ("/static/", "/healthz"),
+            "allowed_openids": frozenset({"A" * 32}),
+            "secret_key": [SECRET, "o" * 40],
+        }
+    )
+    assert (settings.timeout, settings.session_max_age, settings.cookie_secure) == (
+        2.5,
+        3600,
+        False,
+    )
+    assert settings.public_paths == ("/static/", "/healthz")
+    assert settings.allowed_openids == frozenset({"A" * 32})
+    assert settings.secret_keys == (SECRET, "o" * 40)

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from .. import logs
-from ..config import normal_origin
+from ..values import normal_origin
 from ..wsgiutil import Environ
 from . import http1
 
