@@ -31,18 +31,18 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import string
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.ports import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.97
@@ -136,25 +136,6 @@ def _pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     if cpus is None:
         return None
     return lambda: os.sched_setaffinity(0, cpus)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
 
 
 @contextlib.contextmanager

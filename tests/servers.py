@@ -4,54 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import gunicorn
 
+from bench.ports import free_port, free_port_pair, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "Gunicorn", "free_port", "free_port_pair", "wait_for_port"]
 
 
 # gunicorn >= 27 opens a control socket in ~/.gunicorn shared by all instances: not for tests.
 _NO_CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_port_pair() -> int:
-    """A free port whose next port is free too (the demo puts its provider on port + 1)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as sock:
-            # As servers do: a port whose last connection lingers in TIME_WAIT is free to listen on.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
 
 
 class Gunicorn:
