@@ -63,3 +63,8 @@ def is_mobile(environ: Environ) -> bool:
 
 def client_address(environ: Environ) -> str:
     return str(environ.get("REMOTE_ADDR", "-"))
+
+
+def list_tokens(value: str) -> list[str]:
+    """The items of a comma-separated header value, lowercased, empty ones skipped."""
+    return [item.strip().lower() for item in value.split(",") if item.strip()]

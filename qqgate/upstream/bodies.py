@@ -129,3 +129,9 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectionError):
         return "connection_lost"
     return type(exc).__name__
+
+
+def chunks(stream: http1.Readable, size: int = http1.BODY_SEND_SIZE) -> Iterable[bytes]:
+    """A readable stream as an iterable of chunks (a request body of unknown length)."""
+    while chunk := stream.read(size):
+        yield chunk

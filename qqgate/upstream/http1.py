@@ -32,6 +32,8 @@ from typing import Protocol, cast
 
 import httptools
 
+from ..wsgiutil import list_tokens
+
 MAX_HEAD = 64 * 1024
 MAX_FIELDS = 100
 MAX_INTERIM = 16
@@ -385,11 +387,6 @@ class Response:
             self._until_close = length is None and not codings
 
 
-def list_tokens(value: str) -> list[str]:
-    """The items of a comma-separated header value, lowercased, empty ones skipped."""
-    return [item.strip().lower() for item in value.split(",") if item.strip()]
-
-
 def _read_exactly(stream: Readable, length: int) -> bytes:
     parts: list[bytes] = []
     remaining = length
@@ -400,9 +397,3 @@ def _read_exactly(stream: Readable, length: int) -> bytes:
         parts.append(chunk)
         remaining -= len(chunk)
     return b"".join(parts)
-
-
-def chunks(stream: Readable, size: int = BODY_SEND_SIZE) -> Iterable[bytes]:
-    """A readable stream as an iterable of chunks (a request body of unknown length)."""
-    while chunk := stream.read(size):
-        yield chunk

@@ -41,9 +41,16 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from .. import logs
 from ..pages import Pages
 from ..redirects import request_target
-from ..wsgiutil import Environ, StartResponse, WSGIApp, environ_key
+from ..wsgiutil import Environ, StartResponse, WSGIApp, environ_key, list_tokens
 from . import http1, tunnel
-from .bodies import ClientInput, ClientTooSlow, LastAnswer, UpstreamBody, failure_reason
+from .bodies import (
+    ClientInput,
+    ClientTooSlow,
+    LastAnswer,
+    UpstreamBody,
+    chunks,
+    failure_reason,
+)
 from .pool import ConnectionPool
 
 log = logging.getLogger("qqgate")
@@ -227,7 +234,7 @@ class UpstreamProxy:
         # are dropped. What the gate sets below is not the client's to name.
         connection = environ.get("HTTP_CONNECTION")
         # "keep-alive" and "close", the usual values, name no header: no check per header then.
-        named = frozenset(http1.list_tokens(connection)) - _CONNECTION_OPTIONS if connection else ()
+        named = frozenset(list_tokens(connection)) - _CONNECTION_OPTIONS if connection else ()
         headers: dict[str, str] = {}
         for key, value in environ.items():
             name = names.get(key)
@@ -328,9 +335,9 @@ def _request_body(
         body: tuple[http1.Readable | Iterable[bytes], int | None]
         body = (ClientInput(environ["wsgi.input"]), int(length))
     elif coding is not None:
-        if http1.list_tokens(coding) != ["chunked"]:
+        if list_tokens(coding) != ["chunked"]:
             raise http1.BadRequest("Transfer-Encoding other than chunked")
-        body = (http1.chunks(ClientInput(environ["wsgi.input"])), None)
+        body = (chunks(ClientInput(environ["wsgi.input"])), None)
     else:
         return None, None
     if method in _NO_BODY:

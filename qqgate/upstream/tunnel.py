@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from .. import logs
 from ..values import normal_origin
-from ..wsgiutil import Environ
+from ..wsgiutil import Environ, list_tokens
 from . import http1
 
 log = logging.getLogger("qqgate")
@@ -80,9 +80,9 @@ def check_request(environ: Environ, origins: OriginPolicy) -> None:
     """Raise ``Refused`` for an upgrade request the gate does not forward."""
     if "gunicorn.socket" not in environ:
         raise Refused(501, "no raw client socket (run the gate with qqgate serve)")
-    if http1.list_tokens(environ.get("HTTP_UPGRADE", "")) != [PROTOCOL]:
+    if list_tokens(environ.get("HTTP_UPGRADE", "")) != [PROTOCOL]:
         raise Refused(501, "upgrade to a protocol other than websocket")
-    if "upgrade" not in http1.list_tokens(environ.get("HTTP_CONNECTION", "")):
+    if "upgrade" not in list_tokens(environ.get("HTTP_CONNECTION", "")):
         raise Refused(400, "Upgrade without Connection: upgrade")
     if environ.get("REQUEST_METHOD") != "GET":
         raise Refused(400, "upgrade on a method other than GET")
