@@ -53,7 +53,7 @@ def make_gate(app: Callable = bare, **kwargs: object) -> QQGate:
 def session_token(gate: QQGate, signed_in_at: int | None = None) -> str:
     """A valid session cookie value for ``gate`` (a Chinese + emoji nickname, no unionid)."""
     when = int(time.time()) if signed_in_at is None else signed_in_at
-    return gate.sessions.dumps(Identity(OPENID, NICKNAME, AVATAR, None, when))
+    return gate.sessions.codec.dumps(Identity(OPENID, NICKNAME, AVATAR, None, when))
 
 
 # Other cookies a real browser sends along: analytics, CSRF, preferences (~200 bytes).

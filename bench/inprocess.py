@@ -129,7 +129,7 @@ class Cases:
         environ = self.signed_in.copy()
         list(self.gate(environ, record))
         assert environ["HTTP_X_QQ_OPENID"] == apps.OPENID, "the gate did not sign the request in"
-        assert self.token in self.gate.sessions.cache
+        assert self.token in self.gate.sessions.codec.cache
 
     def fresh(self, template: dict, n: int) -> list[dict]:
         """``n`` copies of ``template``, each with its own Cookie string, as a server makes them

@@ -19,30 +19,23 @@ from webob import Response
 from . import answers, logs, wsgiutil
 from .answers import Answer
 from .config import Settings
-from .cookies import cookie_values, set_cookie
 from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
 from .redirects import request_target, safe_next
 from .session import (
-    STATE_MAX_AGE,
     Identity,
     PendingLogin,
-    SessionCodec,
-    StateCodec,
-    take_pending,
 )
+from .sessions import Sessions
 from .wsgiutil import Environ, StartResponse
 
 log = logging.getLogger("qqgate")
 
 MAX_CODE_LENGTH = 512
 MAX_STATE_LENGTH = 128
-MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
 # QQ errors that mean the app itself is not (yet) allowed to sign this user in.
 _APP_NOT_APPROVED = {100008, 100010, 100030, 100031}
-
-Identify = Callable[[Environ], Identity | None]
 
 
 class SignInRoutes:
@@ -51,18 +44,15 @@ class SignInRoutes:
     def __init__(
         self,
         settings: Settings,
-        sessions: SessionCodec,
-        identify: Identify,
+        sessions: Sessions,
         identity_headers: IdentityHeaders,
         qq: QQClient,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.identify = identify
         self.identity_headers = identity_headers
         self.qq = qq
-        self.states = StateCodec(settings.secret_keys, clock)
         self.clock = clock
         self.pages = Pages(settings)
         self._routes = {
@@ -102,10 +92,6 @@ class SignInRoutes:
             return answers.redirect(location)(environ, start_response)
         return self._login_required(environ, next_url)(environ, start_response)
 
-    def allowed(self, identity: Identity) -> bool:
-        allowed = self.settings.allowed_openids
-        return not allowed or identity.openid in allowed
-
     def forbidden(self, environ: Environ, identity: Identity) -> Response:
         logs.event(
             log,
@@ -125,19 +111,19 @@ class SignInRoutes:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
         next_url = safe_next(_next_param(environ))
-        identity = self.identify(environ)
-        if identity is not None and self.allowed(identity):
+        identity = self.sessions.identify(environ)
+        if identity is not None and self.sessions.allowed(identity):
             return answers.redirect(next_url)
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
     def login(self, environ: Environ) -> Answer:
         next_url = safe_next(_next_param(environ))
         state = secrets.token_urlsafe(32)
-        pending = [*self._pending(environ), self.states.new(state, next_url)]
+        pending_cookie = self.sessions.add_pending(environ, state, next_url)
         authorize = self.qq.authorize_url(
             state, scope=self.settings.scope, mobile=wsgiutil.is_mobile(environ)
         )
-        return answers.redirect(authorize, self._state_cookie(pending))
+        return answers.redirect(authorize, pending_cookie)
 
     def callback(self, environ: Environ) -> Response | Answer:
         response = self._callback(environ)
@@ -148,7 +134,7 @@ class SignInRoutes:
     def logout(self, environ: Environ) -> Response | Answer:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "POST"):
             return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
-        identity = self.identify(environ)
+        identity = self.sessions.identify(environ)
         requested = _next_param(environ)
         response: Response | Answer
         if requested:
@@ -156,21 +142,21 @@ class SignInRoutes:
         else:
             response = self.pages.signed_out(environ, self.start_url(environ))
             response.headerlist.append(("Cache-Control", "no-store"))
-        response.headerlist.append(self._session_cookie("", max_age=0))
+        response.headerlist.append(self.sessions.clear())
         if identity:
             client = wsgiutil.client_address(environ)
             logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
         return response
 
     def userinfo(self, environ: Environ) -> Response:
-        identity = self.identify(environ)
+        identity = self.sessions.identify(environ)
         if identity is None:
             return self._login_required(environ)
         return json_response(200, identity.as_json())
 
     def auth(self, environ: Environ) -> Answer:
         """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
-        identity = self.identify(environ)
+        identity = self.sessions.identify(environ)
         headers = [("Cache-Control", "no-store")]
         if identity is None:
             status = "401 Unauthorized"
@@ -179,7 +165,7 @@ class SignInRoutes:
                 # which safe_next() confines to this site: it decides nothing about access.
                 target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
                 headers.append(("X-QQGate-Login", self.start_url(environ, target)))
-        elif not self.allowed(identity):
+        elif not self.sessions.allowed(identity):
             status = "403 Forbidden"
         else:
             status = "202 Accepted"
@@ -208,13 +194,13 @@ class SignInRoutes:
             return self._no_code(environ, params)
         if len(code) > MAX_CODE_LENGTH or not code.isascii() or not code.isprintable():
             return self._bad_callback(environ, "bad_code")
-        pending = self._pending(environ)
-        entry = take_pending(pending, state) if state and len(state) <= MAX_STATE_LENGTH else None
+        if not state or len(state) > MAX_STATE_LENGTH:
+            return self._bad_callback(environ, "state_mismatch")
+        entry, remaining = self.sessions.take_pending(environ, state)
         if entry is None:
             return self._bad_callback(environ, "state_mismatch")
-        remaining = [p for p in pending if p is not entry]
         response = self._finish(environ, code, entry)
-        response.headerlist.append(self._state_cookie(remaining))
+        response.headerlist.append(remaining)
         return response
 
     def _finish(self, environ: Environ, code: str, entry: PendingLogin) -> Response | Answer:
@@ -229,12 +215,12 @@ class SignInRoutes:
             profile.unionid if self.settings.unionid else None,
             int(self.clock()),
         )
-        if not self.allowed(identity):
+        if not self.sessions.allowed(identity):
             return self.forbidden(environ, identity)
         client = wsgiutil.client_address(environ)
         logs.event(log, logging.INFO, "sign-in ok", openid=profile.openid, client=client)
         # Always a fresh session: whatever cookie the browser had before is replaced (no fixation).
-        return answers.redirect(entry.next_url, self._session_cookie(self.sessions.dumps(identity)))
+        return answers.redirect(entry.next_url, self.sessions.issue(identity))
 
     def _no_code(self, environ: Environ, params: dict[str, list[str]]) -> Response:
         if params.get("usercancel") or params.get("error") or params.get("msg"):
@@ -297,45 +283,6 @@ class SignInRoutes:
 
     def _not_found(self, environ: Environ) -> Response:
         return self.pages.error(environ, 404, "not_found.title", ["not_found.message"])
-
-    def _pending(self, environ: Environ) -> list[PendingLogin]:
-        cookie = environ.get("HTTP_COOKIE", "")
-        for token in cookie_values(cookie, self.settings.state_cookie_name):
-            pending = self.states.loads(token)
-            if pending:
-                return pending
-        return []
-
-    def _state_cookie(self, pending: list[PendingLogin]) -> tuple[str, str]:
-        s = self.settings
-        # The return from QQ is a cross-site navigation: a Strict cookie would not come back.
-        samesite = "none" if s.cookie_samesite == "none" else "lax"
-        value = self.states.dumps(pending) if pending else ""
-        # Browsers silently drop a cookie over 4096 bytes: the oldest pending logins go first.
-        while len(pending) > 1 and len(value) > MAX_STATE_COOKIE:
-            pending = pending[1:]
-            value = self.states.dumps(pending)
-        max_age = STATE_MAX_AGE if pending else 0
-        return set_cookie(
-            s.state_cookie_name,
-            value,
-            max_age=max_age,
-            path=s.prefix,
-            domain=s.cookie_domain,
-            secure=s.cookie_secure,
-            samesite=samesite,
-        )
-
-    def _session_cookie(self, value: str, max_age: int | None = None) -> tuple[str, str]:
-        s = self.settings
-        return set_cookie(
-            s.cookie_name,
-            value,
-            max_age=s.session_max_age if max_age is None else max_age,
-            domain=s.cookie_domain,
-            secure=s.cookie_secure,
-            samesite=s.cookie_samesite,
-        )
 
 
 def _next_param(environ: Environ) -> str | None:

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable, Iterable
 
 from .config import Settings
-from .cookies import CookieReader
 from .flow import SignInRoutes
 from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
-from .session import Identity, SessionCodec, VerifiedToken
+from .session import Identity
+from .sessions import Sessions
 from .wsgiutil import Environ, StartResponse, WSGIApp
 
 
@@ -45,12 +45,7 @@ class QQGate:
         self.app = app
         self.settings = settings
         self.identity_headers = IdentityHeaders(settings)
-        self.sessions = SessionCodec(
-            settings.secret_keys,
-            settings.session_max_age,
-            clock,
-            render=self.identity_headers.environ,
-        )
+        self.sessions = Sessions(settings, clock, render=self.identity_headers.environ)
         qq_client = qq_client or QQClient(
             app_id=settings.app_id,
             app_key=settings.app_key,
@@ -59,17 +54,10 @@ class QQGate:
             timeout=settings.timeout,
             want_unionid=settings.unionid,
         )
-        self.routes = SignInRoutes(
-            settings, self.sessions, self.identify, self.identity_headers, qq_client, clock
-        )
+        self.routes = SignInRoutes(settings, self.sessions, self.identity_headers, qq_client, clock)
         self.public_paths = PublicPaths(settings.public_paths)
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
-        self._cookies = CookieReader(settings.cookie_name)
-        self._allowed_openids = settings.allowed_openids
-        self._remembered_token = self._cookies.remembered
-        self._cached_session = self.sessions.cache.peek
-        self._clock = clock
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
@@ -78,48 +66,16 @@ class QQGate:
             path == self._prefix or path.startswith(self._route_prefix)
         ):
             return self.routes(environ, start_response)
-        # The usual signed-in request, with no call it can do without: a Cookie header seen
-        # before, its token verified before and unexpired, no allow-list. session() below gives
-        # the same answer for it, slower; everything else goes there.
-        cookie = environ.get("HTTP_COOKIE")
-        if cookie is not None:
-            token = self._remembered_token(cookie)
-            if token is not None:
-                session = self._cached_session(token)
-                if (
-                    session is not None
-                    and session.expires > self._clock()
-                    and not self._allowed_openids
-                ):
-                    environ.update(session.environ)
-                    return self.app(environ, start_response)
-        session = self.session(environ)
+        session = self.sessions.load(environ)
         if session is None:
             if path in self.public_paths:
                 return self.app(environ, start_response)
             return self.routes.challenge(environ, start_response)
-        if self._allowed_openids and session.identity.openid not in self._allowed_openids:
+        if not self.sessions.allowed(session.identity):
             return self.routes.forbidden(environ, session.identity)(environ, start_response)
         environ.update(session.environ)
         return self.app(environ, start_response)
 
     def identify(self, environ: Environ) -> Identity | None:
         """The signed-in identity of this request, or None."""
-        session = self.session(environ)
-        return None if session is None else session.identity
-
-    def session(self, environ: Environ) -> VerifiedToken | None:
-        """This request's verified session token (identity and rendered environ), or None."""
-        cookie = environ.get("HTTP_COOKIE")
-        token = self._cookies.first(cookie) if cookie else None
-        if token is None:
-            return None
-        session = self.sessions.verify(token)
-        if session is not None:
-            return session
-        # Several cookies of our name (another path or domain): the first one that verifies.
-        for token in self._cookies.values(cookie or "")[1:]:
-            session = self.sessions.verify(token)
-            if session is not None:
-                return session
-        return None
+        return self.sessions.identify(environ)

@@ -141,7 +141,7 @@ def test_rotation_verifies_old_tokens_afresh(clock) -> None:
 def test_a_gate_with_a_new_secret_does_not_trust_the_old_gates_cache() -> None:
     clock = FakeClock()
     old = QQGate(_echo, make_settings(secret_key=OTHER_SECRET), clock=clock)
-    cookie = f"qqgate={old.sessions.dumps(identity(clock))}"
+    cookie = f"qqgate={old.sessions.codec.dumps(identity(clock))}"
     assert _call(old, cookie)[0] == "200 OK"
     new = QQGate(_echo, make_settings(secret_key=SECRET), clock=clock)
     assert _call(new, cookie)[0].startswith("401")
@@ -311,20 +311,20 @@ def _call(gate: QQGate, cookie: str | None, **extra: object) -> tuple[str, dict]
 def test_the_gate_renders_each_identity_once_and_hands_out_copies() -> None:
     clock = FakeClock()
     gate = QQGate(_echo, make_settings(), clock=clock)
-    token = gate.sessions.dumps(identity(clock))
+    token = gate.sessions.codec.dumps(identity(clock))
     _, first = _call(gate, f"a=1; qqgate={token}")
     _, second = _call(gate, f"qqgate={token}", HTTP_X_QQ_OPENID="SPOOFED", REMOTE_USER="SPOOFED")
     for seen in (first, second):
         assert seen["HTTP_X_QQ_OPENID"] == OPENID and seen["REMOTE_USER"] == OPENID
         assert seen["HTTP_X_QQ_NICKNAME"] == quote(NICK, safe="")
     assert first["qqgate.identity"] is second["qqgate.identity"]
-    assert gate.sessions.verify(token).environ["HTTP_X_QQ_OPENID"] == OPENID
+    assert gate.sessions.codec.verify(token).environ["HTTP_X_QQ_OPENID"] == OPENID
 
 
 def test_the_gate_rejects_a_cached_token_once_expired_and_checks_the_allowlist() -> None:
     clock = FakeClock()
     gate = QQGate(_echo, make_settings(allowed_openids="F" * 32), clock=clock)
-    token = gate.sessions.dumps(identity(clock))
+    token = gate.sessions.codec.dumps(identity(clock))
     assert _call(gate, f"qqgate={token}")[0].startswith("403")
     assert _call(gate, f"qqgate={token}")[0].startswith("403")  # a hit is still checked
     gate = QQGate(_echo, make_settings(), clock=clock)
@@ -336,6 +336,6 @@ def test_the_gate_rejects_a_cached_token_once_expired_and_checks_the_allowlist()
 def test_the_gate_finds_a_valid_duplicate_after_a_bad_first_cookie() -> None:
     clock = FakeClock()
     gate = QQGate(_echo, make_settings(), clock=clock)
-    token = gate.sessions.dumps(identity(clock))
+    token = gate.sessions.codec.dumps(identity(clock))
     status, seen = _call(gate, f"qqgate=garbage; qqgate={token}")
     assert status == "200 OK" and seen["HTTP_X_QQ_OPENID"] == OPENID

@@ -67,7 +67,7 @@ class Harness:
         self, openid: str = OPENID, nickname: str = NICK, unionid: str | None = None
     ) -> str:
         ident = Identity(openid, nickname, "https://q.qlogo.cn/a/100", unionid, int(self.clock()))
-        return self.gate.sessions.dumps(ident)
+        return self.gate.sessions.codec.dumps(ident)
 
     def get(self, path: str, cookie: str | None = None, **kw):
         headers = kw.pop("headers", {})
@@ -282,7 +282,7 @@ def test_login_redirects_to_qq_with_fresh_state_bound_in_cookie(h) -> None:
     header = _set_cookies(response)["qqgate_state"]
     for attribute in ("Path=/_qqgate", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=600"):
         assert attribute in header
-    pending = h.gate.routes.states.loads(_cookie_value(response, "qqgate_state"))
+    pending = h.gate.sessions.states.loads(_cookie_value(response, "qqgate_state"))
     assert [(p.state, p.next_url) for p in pending] == [(state, "/dash?a=1")]
     assert response.headers["Cache-Control"] == "no-store"
 
@@ -300,7 +300,7 @@ def test_mobile_browsers_get_mobile_page(h) -> None:
 
 def test_login_with_evil_next_falls_back_to_root(h) -> None:
     _, cookie = h.login(next_url="//evil.example/")
-    assert h.gate.routes.states.loads(cookie)[0].next_url == "/"
+    assert h.gate.sessions.states.loads(cookie)[0].next_url == "/"
 
 
 def test_state_cookie_never_strict_even_when_session_is() -> None:
@@ -338,7 +338,7 @@ def test_callback_replaces_an_existing_session(h) -> None:
         cookie=f"qqgate={old}; qqgate_state={cookie}",
     )
     new = _cookie_value(response, "qqgate")
-    assert new != old and h.gate.sessions.loads(new).openid == OPENID
+    assert new != old and h.gate.sessions.codec.loads(new).openid == OPENID
 
 
 def test_other_pending_logins_survive_one_callback(h) -> None:
@@ -346,7 +346,7 @@ def test_other_pending_logins_survive_one_callback(h) -> None:
     second, cookie = h.login("/two", cookie=f"qqgate_state={cookie}")
     response = h.callback(f"code={CODE}&state={first}", cookie)
     assert response.location.endswith("/one")
-    remaining = h.gate.routes.states.loads(_cookie_value(response, "qqgate_state"))
+    remaining = h.gate.sessions.states.loads(_cookie_value(response, "qqgate_state"))
     assert [p.state for p in remaining] == [second]
 
 

@@ -127,7 +127,7 @@ class Rig:
             "signed_in_at": int(self.clock()),
             **(identity_fields or {}),
         }
-        return self.gate.sessions.dumps(Identity(**fields))
+        return self.gate.sessions.codec.dumps(Identity(**fields))
 
 
 def make_rig(qq: StubQQ | None = None, **overrides: str) -> Rig:

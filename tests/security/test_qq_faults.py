@@ -77,7 +77,7 @@ def assert_next_sign_in_works(rig) -> None:
     assert response.status_int == 302, (response.status, response.text[:300])
     assert response.headers["Location"] == "/after"
     token = set_cookie_value(response, "qqgate")
-    identity = rig.gate.sessions.loads(token)
+    identity = rig.gate.sessions.codec.loads(token)
     assert identity is not None and identity.nickname == "Alice"
 
 

@@ -248,7 +248,7 @@ def test_pending_logins_are_bounded(clock: FakeClock) -> None:
     pending = [PendingLogin(secrets.token_urlsafe(32), "/", int(clock()) + 600) for _ in range(50)]
     rig = make_rig()
     response = rig.call(blank("/_qqgate/login", cookie=f"qqgate_state={codec.dumps(pending)}"))
-    kept = rig.gate.routes.states.loads(set_cookie_value(response, "qqgate_state"))
+    kept = rig.gate.sessions.states.loads(set_cookie_value(response, "qqgate_state"))
     assert 1 < len(kept) <= 4
     assert len(response.headers["Set-Cookie"]) < 4096
 

@@ -1,0 +1,151 @@
+"""``Sessions``: the one place where a visitor's session and pending logins are read, written and
+cleared, and where the allow-list is checked.
+
+Both live in signed cookies (``qqgate.session`` signs, verifies and caches them; ``qqgate.cookies``
+reads and writes cookie headers). The middleware asks ``load`` on every request; the routes ask
+``identify``, ``issue``, ``clear`` and the pending-login calls. ``load`` keeps the usual signed-in
+request cheap: a Cookie header seen before, whose token was verified before and is unexpired, costs
+two dict lookups; anything else takes the full path (several cookies of our name: the first that
+verifies).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from .config import Settings
+from .cookies import CookieReader, cookie_values, set_cookie
+from .session import (
+    STATE_MAX_AGE,
+    Identity,
+    PendingLogin,
+    SessionCodec,
+    StateCodec,
+    VerifiedToken,
+    take_pending,
+)
+from .wsgiutil import Environ
+
+MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
+
+
+class Sessions:
+    """Sessions and pending logins of the visitors of one gate."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        render: Callable[[Identity], Mapping[str, object]] = lambda identity: {},
+    ) -> None:
+        self.settings = settings
+        # ``render``: the environ entries an identity becomes, cached with its verified token.
+        self.codec = SessionCodec(
+            settings.secret_keys, settings.session_max_age, clock, render=render
+        )
+        self.states = StateCodec(settings.secret_keys, clock)
+        self._cookies = CookieReader(settings.cookie_name)
+        self._remembered = self._cookies.remembered
+        self._cached = self.codec.cache.peek
+        self._allowed = settings.allowed_openids
+        self._clock = clock
+
+    # --- the session --------------------------------------------------------------------------
+
+    def load(self, environ: Environ) -> VerifiedToken | None:
+        """This request's verified session (identity and rendered environ), or None."""
+        cookie = environ.get("HTTP_COOKIE")
+        if cookie is None:
+            return None
+        token = self._remembered(cookie)
+        if token is not None:
+            session = self._cached(token)
+            if session is not None and session.expires > self._clock():
+                return session
+        return self._load(cookie)
+
+    def _load(self, cookie: str) -> VerifiedToken | None:
+        token = self._cookies.first(cookie)
+        if token is None:
+            return None
+        session = self.codec.verify(token)
+        if session is not None:
+            return session
+        # Several cookies of our name (another path or domain): the first one that verifies.
+        for token in self._cookies.values(cookie)[1:]:
+            session = self.codec.verify(token)
+            if session is not None:
+                return session
+        return None
+
+    def identify(self, environ: Environ) -> Identity | None:
+        """Who is signed in on this request, or None."""
+        session = self.load(environ)
+        return None if session is None else session.identity
+
+    def allowed(self, identity: Identity) -> bool:
+        """Whether ``identity`` may pass: on ``allowed_openids``, or there is no such list."""
+        return not self._allowed or identity.openid in self._allowed
+
+    def issue(self, identity: Identity) -> tuple[str, str]:
+        """The Set-Cookie header of a new session for ``identity``."""
+        return self._session_cookie(self.codec.dumps(identity))
+
+    def clear(self) -> tuple[str, str]:
+        """The Set-Cookie header that ends the session in this browser."""
+        return self._session_cookie("", max_age=0)
+
+    def _session_cookie(self, value: str, max_age: int | None = None) -> tuple[str, str]:
+        s = self.settings
+        return set_cookie(
+            s.cookie_name,
+            value,
+            max_age=s.session_max_age if max_age is None else max_age,
+            domain=s.cookie_domain,
+            secure=s.cookie_secure,
+            samesite=s.cookie_samesite,
+        )
+
+    # --- pending logins -----------------------------------------------------------------------
+
+    def pending(self, environ: Environ) -> list[PendingLogin]:
+        """This browser's pending logins (started, not yet back from QQ)."""
+        cookie = environ.get("HTTP_COOKIE", "")
+        for token in cookie_values(cookie, self.settings.state_cookie_name):
+            pending = self.states.loads(token)
+            if pending:
+                return pending
+        return []
+
+    def add_pending(self, environ: Environ, state: str, next_url: str) -> tuple[str, str]:
+        """The Set-Cookie header that adds a pending login for ``state`` to this browser's."""
+        return self._state_cookie([*self.pending(environ), self.states.new(state, next_url)])
+
+    def take_pending(
+        self, environ: Environ, state: str
+    ) -> tuple[PendingLogin | None, tuple[str, str]]:
+        """The pending login of ``state`` (single use: it is removed), and the Set-Cookie header
+        of the ones that remain."""
+        pending = self.pending(environ)
+        entry = take_pending(pending, state)
+        return entry, self._state_cookie([p for p in pending if p is not entry])
+
+    def _state_cookie(self, pending: list[PendingLogin]) -> tuple[str, str]:
+        s = self.settings
+        # The return from QQ is a cross-site navigation: a Strict cookie would not come back.
+        samesite = "none" if s.cookie_samesite == "none" else "lax"
+        value = self.states.dumps(pending) if pending else ""
+        # Browsers silently drop a cookie over 4096 bytes: the oldest pending logins go first.
+        while len(pending) > 1 and len(value) > MAX_STATE_COOKIE:
+            pending = pending[1:]
+            value = self.states.dumps(pending)
+        return set_cookie(
+            s.state_cookie_name,
+            value,
+            max_age=STATE_MAX_AGE if pending else 0,
+            path=s.prefix,
+            domain=s.cookie_domain,
+            secure=s.cookie_secure,
+            samesite=samesite,
+        )
