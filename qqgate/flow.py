@@ -156,21 +156,21 @@ class SignInRoutes:
 
     def auth(self, environ: Environ) -> Answer:
         """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
-        identity = self.sessions.identify(environ)
+        session = self.sessions.load(environ)
         headers = [("Cache-Control", "no-store")]
-        if identity is None:
+        if session is None:
             status = "401 Unauthorized"
             if wsgiutil.wants_html(environ):
                 # Where nginx should send a browser. X-Original-URI only picks the return path,
                 # which safe_next() confines to this site: it decides nothing about access.
                 target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
                 headers.append(("X-QQGate-Login", self.start_url(environ, target)))
-        elif not self.sessions.allowed(identity):
+        elif not self.sessions.allowed(session.identity):
             status = "403 Forbidden"
         else:
             status = "202 Accepted"
-            headers += self.identity_headers.headers(identity)
-            environ["REMOTE_USER"] = identity.openid  # for the access log
+            headers += session.headers  # rendered once per token, like the environ entries
+            environ["REMOTE_USER"] = session.identity.openid  # for the access log
         return Answer(status, headers)
 
     def ping(self, environ: Environ) -> Response:

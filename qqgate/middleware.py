@@ -45,7 +45,7 @@ class QQGate:
         self.app = app
         self.settings = settings
         self.identity_headers = IdentityHeaders(settings)
-        self.sessions = Sessions(settings, clock, render=self.identity_headers.environ)
+        self.sessions = Sessions(settings, clock, headers=self.identity_headers)
         qq_client = qq_client or QQClient(
             app_id=settings.app_id,
             app_key=settings.app_key,

@@ -41,6 +41,7 @@ CACHE_SIZE = 10_000  # verified tokens kept per codec (per worker): ~1.2 KB each
 
 Clock = Callable[[], float]
 Render = Callable[["Identity"], Mapping[str, object]]
+RenderHeaders = Callable[["Identity"], Sequence[tuple[str, str]]]
 # An itsdangerous URL-safe token: optional "." (compressed), base64 payload, ".", base64 signature.
 _TOKEN_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
 
@@ -81,6 +82,8 @@ class VerifiedToken(NamedTuple):
     identity: Identity
     expires: int
     environ: Mapping[str, object]
+    # and as request headers (for nginx auth_request's answer): rendered once per token too
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class TokenCache:
@@ -137,6 +140,10 @@ def _no_render(identity: Identity) -> Mapping[str, object]:
     return {}
 
 
+def _no_headers(identity: Identity) -> Sequence[tuple[str, str]]:
+    return ()
+
+
 def canonical(token: str) -> bool:
     """Whether ``token`` has exactly one spelling. base64 decoding skips foreign characters and the
     unused low bits of the last character: without this check ``token + "\\xff"`` would verify.
@@ -190,6 +197,7 @@ class SessionCodec:
         *,
         cache_size: int = CACHE_SIZE,
         render: Render = _no_render,
+        render_headers: RenderHeaders = _no_headers,
     ) -> None:
         self._serializer = _serializer(secret_keys, SESSION_SALT)
         # One signer per key, signing key first, each built once: itsdangerous's loads() builds a
@@ -201,6 +209,7 @@ class SessionCodec:
         self.max_age = max_age
         self._clock = clock
         self._render = render
+        self._render_headers = render_headers
         self.cache = TokenCache(cache_size, clock)
         self._peek = self.cache.peek
 
@@ -255,7 +264,8 @@ class SessionCodec:
         if expires <= self._clock():
             return None
         identity = Identity(openid, nickname, avatar, unionid, signed_in_at)
-        return VerifiedToken(identity, expires, self._render(identity))
+        headers = tuple(self._render_headers(identity))
+        return VerifiedToken(identity, expires, self._render(identity), headers)
 
     def _check_signature(self, token: str) -> bytes | None:
         """The signed value of ``token`` if its signature is, character for character, the one

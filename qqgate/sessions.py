@@ -12,10 +12,11 @@ verifies).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from .config import Settings
 from .cookies import CookieReader, cookie_values, set_cookie
+from .headers import IdentityHeaders
 from .session import (
     STATE_MAX_AGE,
     Identity,
@@ -37,12 +38,17 @@ class Sessions:
         self,
         settings: Settings,
         clock: Callable[[], float] = time.time,
-        render: Callable[[Identity], Mapping[str, object]] = lambda identity: {},
+        headers: IdentityHeaders | None = None,
     ) -> None:
         self.settings = settings
-        # ``render``: the environ entries an identity becomes, cached with its verified token.
+        # What an identity becomes (environ entries, request headers), cached with its token.
+        headers = headers or IdentityHeaders(settings)
         self.codec = SessionCodec(
-            settings.secret_keys, settings.session_max_age, clock, render=render
+            settings.secret_keys,
+            settings.session_max_age,
+            clock,
+            render=headers.environ,
+            render_headers=headers.headers,
         )
         self.states = StateCodec(settings.secret_keys, clock)
         self._cookies = CookieReader(settings.cookie_name)
