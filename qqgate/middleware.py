@@ -46,6 +46,8 @@ class QQGate:
         self.settings = settings
         self.identity_headers = IdentityHeaders(settings)
         self.sessions = Sessions(settings, clock, headers=self.identity_headers)
+        self._load = self.sessions.load  # bound once: called on every request
+        self._restricted = self.sessions.restricted
         qq_client = qq_client or QQClient(
             app_id=settings.app_id,
             app_key=settings.app_key,
@@ -66,12 +68,12 @@ class QQGate:
             path == self._prefix or path.startswith(self._route_prefix)
         ):
             return self.routes(environ, start_response)
-        session = self.sessions.load(environ)
+        session = self._load(environ)
         if session is None:
             if path in self.public_paths:
                 return self.app(environ, start_response)
             return self.routes.challenge(environ, start_response)
-        if not self.sessions.allowed(session.identity):
+        if self._restricted and not self.sessions.allowed(session.identity):
             return self.routes.forbidden(environ, session.identity)(environ, start_response)
         environ.update(session.environ)
         return self.app(environ, start_response)

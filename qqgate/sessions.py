@@ -55,6 +55,7 @@ class Sessions:
         self._remembered = self._cookies.remembered
         self._cached = self.codec.cache.peek
         self._allowed = settings.allowed_openids
+        self.restricted = bool(self._allowed)  # False: everyone signed in is allowed
         self._clock = clock
 
     # --- the session --------------------------------------------------------------------------
