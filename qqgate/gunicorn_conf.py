@@ -33,15 +33,15 @@ access_log_format = '%(h)s %({remote_user}e)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms 
 control_socket_disable = True
 
 
-def _settings() -> Settings | None:
+def _settings() -> Settings | ConfigError:
     try:
         return load_settings(config_path())
-    except ConfigError:
-        return None  # on_starting says what is wrong
+    except ConfigError as exc:
+        return exc  # on_starting says what is wrong
 
 
 _gate = _settings()
-if _gate is not None:
+if isinstance(_gate, Settings):
     limit_request_line = _gate.max_request_line
     limit_request_fields = _gate.max_header_fields
     limit_request_field_size = _gate.max_header_field_size
@@ -50,8 +50,6 @@ if _gate is not None:
 
 def on_starting(server: object) -> None:
     """Refuse to start with a missing or bad config, with a message instead of a traceback."""
-    try:
-        load_settings(config_path())
-    except ConfigError as exc:
-        sys.stderr.write(f"qqgate: cannot start: {exc}\n")
+    if isinstance(_gate, ConfigError):
+        sys.stderr.write(f"qqgate: cannot start: {_gate}\n")
         sys.exit(1)

@@ -55,42 +55,28 @@ def answer_bytes(number: int, seen: Seen, close: bool) -> bytes:
     )
 
 
-class _Listener:
-    """A loopback listener that serves each connection in a thread of its own."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            self._connections += 1
-            threading.Thread(
-                target=self._serve, args=(sock, self._connections), daemon=True
-            ).start()
-
-    def _serve(self, sock: socket.socket, number: int) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._listener.close()
-
-
-class RecordingUpstream(_Listener):
-    """A strict keep-alive upstream on a raw socket; ``/slow`` answers after ``slow_seconds``."""
+class RecordingUpstream:
+    """A strict keep-alive upstream on a raw socket, a thread per connection; ``/slow`` answers
+    after ``slow_seconds``."""
 
     def __init__(self, slow_seconds: float = 1.5) -> None:
         self.seen: list[Seen] = []
         self.slow_seconds = slow_seconds
         self._lock = threading.Lock()
-        super().__init__()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        number = 0
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            number += 1
+            threading.Thread(target=self._serve, args=(sock, number), daemon=True).start()
 
     def _serve(self, sock: socket.socket, number: int) -> None:
         protocol = _RequestProtocol(self, sock, number)
@@ -107,6 +93,9 @@ class RecordingUpstream(_Listener):
         with self._lock:
             self.seen.append(seen)
             return len(self.seen)
+
+    def close(self) -> None:
+        self._listener.close()
 
 
 @dataclass
@@ -178,27 +167,6 @@ class LaxUpstream:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-class ScriptedAnswers(_Listener):
-    """An upstream that reads one request head per connection and sends the scripted bytes, then
-    sleeps or closes: for answers no real app server sends (cut bodies, bad framing)."""
-
-    def __init__(self, raw: bytes, then_close: bool = True) -> None:
-        self.raw, self.then_close = raw, then_close
-        super().__init__()
-
-    def _serve(self, sock: socket.socket, number: int) -> None:
-        with sock:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                more = sock.recv(65536)
-                if not more:
-                    return
-                data += more
-            sock.sendall(self.raw)
-            if not self.then_close:
-                time.sleep(30)
 
 
 def serve_gate(

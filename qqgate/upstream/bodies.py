@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterable, Iterator
 
 from .. import logs
-from ..wsgiutil import Environ, StartResponse, WSGIApp
+from ..wsgiutil import Environ, StartResponse, WSGIApp, client_address
 from . import http1
 from .pool import ConnectionPool
 
@@ -44,9 +44,7 @@ class _ClosingBody:
         return iter(self._body)
 
     def close(self) -> None:
-        if isinstance(self._client, socket.socket):
-            with contextlib.suppress(OSError):
-                self._client.shutdown(socket.SHUT_RD)
+        shut(self._client, socket.SHUT_RD)
 
 
 class UpstreamBody:
@@ -79,7 +77,7 @@ class UpstreamBody:
                 reason=failure_reason(exc),
                 sent=sent,
                 path=self._environ.get("PATH_INFO", "")[:200],
-                client=self._environ.get("REMOTE_ADDR", "-"),
+                client=client_address(self._environ),
             )
             raise abort_client(self._environ) from None
 
@@ -91,11 +89,15 @@ class UpstreamBody:
 def abort_client(environ: Environ) -> BrokenPipeError:
     """Cut the client's connection, and the error that tells the WSGI server it is gone: servers
     close the connection on an error raised mid-body, and gunicorn logs a broken pipe quietly."""
-    client = environ.get("gunicorn.socket")
+    shut(environ.get("gunicorn.socket"))
+    return BrokenPipeError(errno.EPIPE, "upstream body ended early; client connection aborted")
+
+
+def shut(client: object, how: int = socket.SHUT_RDWR) -> None:
+    """Shut the WSGI server's client socket (both ways, or one), if there is one and it is open."""
     if isinstance(client, socket.socket):
         with contextlib.suppress(OSError):  # the client may be gone already
-            client.shutdown(socket.SHUT_RDWR)
-    return BrokenPipeError(errno.EPIPE, "upstream body ended early; client connection aborted")
+            client.shutdown(how)
 
 
 class ClientTooSlow(http1.BadRequest):

@@ -41,7 +41,14 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from .. import logs
 from ..pages import Pages
 from ..redirects import request_target
-from ..wsgiutil import Environ, StartResponse, WSGIApp, environ_key, list_tokens
+from ..wsgiutil import (
+    Environ,
+    StartResponse,
+    WSGIApp,
+    client_address,
+    environ_key,
+    list_tokens,
+)
 from . import http1, tunnel
 from .bodies import (
     ClientInput,
@@ -69,9 +76,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Set by the server in front of the client (gunicorn) for the response the client gets.
-_RESPONSE_SKIP = HOP_BY_HOP | {"date", "server"}
-_RESPONSE_SKIP = _RESPONSE_SKIP | {"content-length"}  # set from the parsed length
+# Set by the server in front of the client (gunicorn) for the response the client gets, or, for
+# Content-Length, by the proxy from the length llhttp parsed.
+_RESPONSE_SKIP = HOP_BY_HOP | {"date", "server", "content-length"}
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 # A body on these is refused: it has no defined meaning (RFC 9110, 9.3), servers often leave it
 # unread and would take it for the next request, and no browser can send one (fetch() refuses).
@@ -181,7 +188,7 @@ class UpstreamProxy:
             status=refused.status,
             reason=str(refused),
             path=environ.get("PATH_INFO", "")[:200],
-            client=environ.get("REMOTE_ADDR", "-"),
+            client=client_address(environ),
         )
         key = {403: "cross_site_websocket", 400: "bad_request"}.get(
             refused.status, "upgrade_unsupported"
@@ -298,7 +305,7 @@ class UpstreamProxy:
             reason=reason,
             method=environ.get("REQUEST_METHOD"),
             path=environ.get("PATH_INFO", "")[:200],
-            client=environ.get("REMOTE_ADDR", "-"),
+            client=client_address(environ),
         )
         retry = None
         if not client_fault and _replayable(environ):

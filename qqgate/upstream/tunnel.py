@@ -22,7 +22,6 @@ worker a tunnel is one greenlet, under gthread one thread. Elsewhere upgrades ge
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import select
@@ -36,6 +35,7 @@ from .. import logs
 from ..values import normal_origin
 from ..wsgiutil import Environ, list_tokens
 from . import http1
+from .bodies import shut
 
 log = logging.getLogger("qqgate")
 
@@ -130,8 +130,7 @@ class Tunnel:
             ended, moved = type(exc).__name__, (0, 0)
         finally:
             self._upstream.close()
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)
+            shut(client)
         logs.event(
             log,
             logging.INFO,

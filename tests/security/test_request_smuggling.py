@@ -18,11 +18,11 @@ from ..edge import (
     Client,
     LaxUpstream,
     RecordingUpstream,
-    ScriptedAnswers,
     inner_request,
     request,
     serve_gate,
 )
+from ..test_proxy import ScriptedUpstream
 
 ALICE, BOB, CAROL = "A" * 32, "B" * 32, "C" * 32
 EVIL = "E" * 32
@@ -263,7 +263,10 @@ def test_get_without_a_body_keeps_its_pooled_connection(lax_gate, lax) -> None:
 
 
 def upstream_gate(tmp_path, raw: bytes, then_close: bool = True):
-    upstream = ScriptedAnswers(raw, then_close)
+    """A gate in front of an upstream that answers ``raw``, then closes, or stays silent with the
+    connection open (waiting for a next request the gate never sends)."""
+    answers = [(raw, True)] if then_close else [(raw, False), (b"", True)]
+    upstream = ScriptedUpstream(answers)
     return upstream, serve_gate(tmp_path, upstream.url, upstream_timeout="1")
 
 
