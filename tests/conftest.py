@@ -77,15 +77,9 @@ def loopback() -> Iterator[type[LoopbackServer]]:
     yield LoopbackServer
 
 
-FAKE_APP_ID = "101000001"
-FAKE_APP_KEY = "e2e-app-key-not-secret-0123456789"
-
-
 @pytest.fixture(scope="session")
 def provider():
-    """The development provider under a real gunicorn, for the whole test session."""
-    from .servers import Gunicorn
+    """The development provider on loopback (``tests.rig.Provider``), for the whole session."""
+    from .live import serve_provider
 
-    env = {"FAKEQQ_APP_ID": FAKE_APP_ID, "FAKEQQ_APP_KEY": FAKE_APP_KEY}
-    with Gunicorn("qqgate.dev.fakeqq:create_app()", env, workers=1, threads=8) as server:
-        yield server
+    yield from serve_provider()

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httptools
 
+from .live import write_gate_ini
 from .servers import ROOT, Gunicorn, free_port
 
-SECRET = "edge-test-secret-0123456789-0123456789-abc"
 OPENID_HEADER = "x-qq-openid"
 
 
@@ -180,21 +180,7 @@ def serve_gate(
     default, so that every client shares its pool of upstream connections, as an attacker would
     want."""
     port = free_port()
-    keys = {
-        "app_id": "101000001",
-        "app_key": "edge-test-app-key",
-        "secret_key": SECRET,
-        "redirect_uri": f"http://127.0.0.1:{port}/_qqgate/callback",
-        "qq_base_url": "http://127.0.0.1:9",
-        "cookie_secure": "false",
-        "public_paths": "/public/",
-        "upstream": upstream,
-        "upstream_timeout": "5",
-        **extra,
-    }
-    lines = ["[qqgate]", *(f"{key} = {value}" for key, value in keys.items())]
-    config = directory / f"gate-{port}.ini"
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = write_gate_ini(directory, port, upstream, **{"upstream_timeout": "5", **extra})
     server = Gunicorn("unused", env, port=port)
     bind = f"127.0.0.1:{port}"
     server.args = [sys.executable, "-m", "qqgate.cli", "serve", "-c", str(config), "--bind", bind]

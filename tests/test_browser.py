@@ -347,11 +347,12 @@ def websocket_gate(tmp_path_factory):
 
 
 def signed_in_context(browser: sync_api.Browser, gate_url: str) -> sync_api.BrowserContext:
-    from .security.test_request_smuggling import ALICE, cookie
+    from .live import session_token
+    from .security.test_request_smuggling import ALICE
 
     context = browser.new_context()
     context.set_default_timeout(15_000)
-    token = cookie(ALICE)["Cookie"].split("=", 1)[1]
+    token = session_token(ALICE)
     context.add_cookies([{"name": "qqgate", "value": token, "url": gate_url, "httpOnly": True}])
     return context
 

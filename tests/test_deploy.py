@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import FAKE_APP_ID, FAKE_APP_KEY
+from .conftest import APP_ID, APP_KEY
+from .live import PROCESS_SECRET as SECRET
+from .live import session_token, write_gate_ini
+from .rig import OPENID
 from .servers import ROOT, Gunicorn, free_port, wait_for_port
 from .test_e2e import HTML, approve
-from .test_proxy import OPENID, SECRET, session_cookie, start_upstream, write_gate_ini
+from .test_proxy import start_upstream
 
 
 def _run_until_ping(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -75,7 +78,7 @@ def test_gunicorn_with_the_deploy_config_works_the_same(tmp_path) -> None:
     process = _run_until_ping(args, port, env)
     requests.get(
         f"http://127.0.0.1:{port}/_qqgate/auth",
-        headers={"Cookie": f"qqgate={session_cookie()}"},
+        headers={"Cookie": f"qqgate={session_token()}"},
         timeout=10,
     )
     code, output = _stop(process)
@@ -117,7 +120,7 @@ def test_bad_config_stops_start_up_with_a_clear_message(tmp_path, content, fragm
 def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider) -> None:
     upstream = start_upstream()
     first_port, second_port = free_port(), free_port()
-    common = {"qq_base_url": f"http://localhost:{provider.port}", "app_key": FAKE_APP_KEY}
+    common = {"qq_base_url": f"http://localhost:{provider.port}", "app_key": APP_KEY}
     gates = []
     try:
         for port in (first_port, second_port):
@@ -141,7 +144,7 @@ def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider
         seen = browser.get(f"http://127.0.0.1:{second_port}/echo", timeout=10).json()
         from qqgate.dev.fakeqq import openid_for
 
-        assert seen["headers"]["x-qq-openid"] == openid_for(FAKE_APP_ID, "alice")
+        assert seen["headers"]["x-qq-openid"] == openid_for(APP_ID, "alice")
     finally:
         for gate in gates:
             gate.stop()
@@ -191,9 +194,7 @@ def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None
     listen, gate_port = free_port(), free_port()
     upstream = start_upstream()
     config = write_gate_ini(tmp_path, listen, None)
-    text = config.read_text().replace(
-        "app_key = proxy-test-app-key\n", f"app_key = {FAKE_APP_KEY}\n"
-    )
+    text = config.read_text().replace("app_key = proxy-test-app-key\n", f"app_key = {APP_KEY}\n")
     config.write_text(
         text.replace(
             "qq_base_url = http://127.0.0.1:9", f"qq_base_url = http://localhost:{provider.port}"
@@ -230,7 +231,7 @@ def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None
         spoof = {
             "X-QQ-OpenID": "SPOOFED",
             "X-QQ_OpenID": "SPOOFED",
-            "Cookie": f"qqgate={session_cookie()}",
+            "Cookie": f"qqgate={session_token()}",
         }
         seen = requests.get(f"{base}/echo", headers=spoof, timeout=10).json()
         assert seen["headers"]["x-qq-openid"] == OPENID
@@ -243,7 +244,7 @@ def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None
         assert page.status_code == 200 and page.url == f"{base}/echo?from=nginx"
         from qqgate.dev.fakeqq import openid_for
 
-        assert page.json()["headers"]["x-qq-openid"] == openid_for(FAKE_APP_ID, "xiaoming")
+        assert page.json()["headers"]["x-qq-openid"] == openid_for(APP_ID, "xiaoming")
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(timeout=10)
@@ -278,7 +279,7 @@ def test_paste_deploy_filter(tmp_path) -> None:
     assert (
         app.get("/x", headers={"Accept": "application/json"}, expect_errors=True).status_int == 401
     )
-    seen = app.get("/x", headers={"Cookie": f"qqgate={session_cookie()}", "X-QQ-OpenID": "SPOOFED"})
+    seen = app.get("/x", headers={"Cookie": f"qqgate={session_token()}", "X-QQ-OpenID": "SPOOFED"})
     assert seen.text == OPENID
 
 
@@ -300,7 +301,8 @@ def test_nginx_proxy_conf_carries_websockets_and_requests(tmp_path, nginx_binary
     from websockets.sync.client import connect
 
     from .edge import serve_gate
-    from .security.test_request_smuggling import ALICE, cookie
+    from .live import signed_in
+    from .security.test_request_smuggling import ALICE
     from .test_websocket import EchoUpstream
 
     upstream = EchoUpstream()
@@ -321,7 +323,7 @@ def test_nginx_proxy_conf_carries_websockets_and_requests(tmp_path, nginx_binary
         wait_for_port(listen, nginx)
         with connect(
             f"ws://127.0.0.1:{listen}/chat",
-            additional_headers=cookie(ALICE),
+            additional_headers=signed_in(ALICE),
             origin=f"http://127.0.0.1:{listen}",
             open_timeout=10,
         ) as socket:

@@ -12,33 +12,20 @@ import requests
 
 from qqgate.dev.fakeqq import openid_for
 
-from .conftest import FAKE_APP_ID as APP_ID
-from .conftest import FAKE_APP_KEY as APP_KEY
-from .servers import ROOT, Gunicorn, free_port, free_port_pair, wait_for_port
+from .conftest import APP_ID
+from .live import start_gate
+from .servers import ROOT, free_port_pair, wait_for_port
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
-def gate_env(port: int, provider_port: int, **extra: str) -> dict[str, str]:
-    return {
-        "QQGATE_APP_ID": APP_ID,
-        "QQGATE_APP_KEY": APP_KEY,
-        "QQGATE_SECRET_KEY": "e2e-secret-key-0123456789-0123456789",
-        "QQGATE_REDIRECT_URI": f"http://127.0.0.1:{port}/_qqgate/callback",
-        # The provider on "localhost", the gate on "127.0.0.1": two sites, as with graph.qq.com.
-        "QQGATE_QQ_BASE_URL": f"http://localhost:{provider_port}",
-        "QQGATE_COOKIE_SECURE": "false",
-        "QQGATE_PUBLIC_PATHS": "/healthz",
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def gate(provider):
-    port = free_port()
-    env = gate_env(port, provider.port)
-    with Gunicorn("qqgate.dev.sample:gated_sample()", env, workers=2, port=port) as server:
-        yield server
+    gate = start_gate(provider, workers=2)
+    try:
+        yield gate
+    finally:
+        gate.server.stop()
 
 
 def approve(browser: requests.Session, consent: requests.Response, user: str) -> requests.Response:
@@ -140,10 +127,7 @@ def test_the_middleware_works_under_every_worker_class(provider, worker) -> None
     """In-process, the gate is worker-agnostic: a full sign-in (its QQ calls go out through
     requests, patched by gevent under the gevent worker), the identity, an API 401 and a spoofed
     header, under gunicorn's sync, gthread and gevent workers."""
-    port = free_port()
-    env = gate_env(port, provider.port)
-    extra = ["--worker-class", worker]
-    server = Gunicorn("qqgate.dev.sample:gated_sample()", env, port=port, extra=extra).start()
+    server = start_gate(provider, extra=["--worker-class", worker])
     try:
         browser, page = sign_in(server.url)
         assert page.status_code == 200 and "小明🐧" in page.text
@@ -154,5 +138,5 @@ def test_the_middleware_works_under_every_worker_class(provider, worker) -> None
         assert "SPOOF" not in str(seen)
         assert requests.get(f"{server.url}/private", timeout=10).status_code == 401
     finally:
-        log = server.stop()
+        log = server.server.stop()
     assert "Traceback" not in log

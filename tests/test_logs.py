@@ -12,7 +12,8 @@ from qqgate import logs
 from qqgate.qq import QQUnavailable
 
 from .conftest import APP_KEY, SECRET, make_settings
-from .test_middleware import CODE, OPENID, Harness, _cookie_value
+from .rig import set_cookie_value
+from .test_middleware import CODE, OPENID, harness
 
 
 @pytest.fixture
@@ -79,17 +80,17 @@ def test_configure_replaces_its_own_handler_only(captured) -> None:
 
 def test_one_line_per_event_and_no_secrets(captured) -> None:
     stream = captured(log_format="json")
-    h = Harness()
+    h = harness()
     state, cookie = h.login("/after")
     signed_in = h.callback(f"code={CODE}&state={state}", cookie)
-    session = _cookie_value(signed_in, "qqgate")
-    h.get("/_qqgate/logout", cookie=f"qqgate={h.session_cookie()}")
+    session = set_cookie_value(signed_in, "qqgate")
+    h.get("/_qqgate/logout", cookie=f"qqgate={h.session_for()}")
     h.callback("code=X&state=forged", cookie)
     h.qq.result = QQUnavailable("down", endpoint="token")
     state2, cookie2 = h.login()
     h.callback(f"code={CODE}&state={state2}", cookie2)
-    denied = Harness(allowed_openids="F" * 32)
-    denied.get("/admin", cookie=f"qqgate={denied.session_cookie()}")
+    denied = harness(allowed_openids="F" * 32)
+    denied.get("/admin", cookie=f"qqgate={denied.session_for()}")
 
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(line["event"], line.get("reason")) for line in lines] == [

@@ -7,97 +7,31 @@ import logging
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
-from webtest import TestApp
 
-from qqgate import QQGate
 from qqgate.qq import QQError, QQProfile, QQUnavailable
 from qqgate.session import Identity
 
-from .conftest import APP_ID, OTHER_SECRET, SECRET, FakeClock, make_settings
+from .conftest import OTHER_SECRET, SECRET
+from .rig import Rig, make_rig, set_cookie_value, set_cookies
 
 OPENID = "0123456789ABCDEF0123456789ABCDEF"
 NICK = "小明🐧 <b>&\"'\r\nX-Evil: 1"
 CODE = "CODE-4f1a2b"
 
 
-class StubQQ:
-    """Stands in for QQClient: records the codes it is asked to redeem."""
-
-    def __init__(self) -> None:
-        self.codes: list[str] = []
-        self.result: QQProfile | QQError = QQProfile(
-            OPENID, NICK, "https://q.qlogo.cn/a/100", "UID"
-        )
-
-    def authorize_url(self, state: str, *, scope: str, mobile: bool = False) -> str:
-        extra = "&display=mobile" if mobile else ""
-        return f"https://graph.qq.com/oauth2.0/authorize?client_id={APP_ID}&state={state}&scope={scope}{extra}"
-
-    def sign_in(self, code: str) -> QQProfile:
-        self.codes.append(code)
-        if isinstance(self.result, QQError):
-            raise self.result
-        return self.result
+PROFILE = QQProfile(OPENID, NICK, "https://q.qlogo.cn/a/100", None)
 
 
-def downstream(environ, start_response):
-    """Echoes what the app received, so tests see exactly what the gate passed on."""
-    identity = environ.get("qqgate.identity")
-    seen = {k: v for k, v in environ.items() if k.startswith("HTTP_") or k == "REMOTE_USER"}
-    seen["identity"] = identity.as_json() if identity else None
-    environ["test.calls"].append(environ["PATH_INFO"])
-    body = json.dumps(seen).encode()
-    start_response("200 OK", [("Content-Type", "application/json")])
-    return [body]
-
-
-class Harness:
-    def __init__(self, **overrides: str) -> None:
-        self.clock = FakeClock()
-        self.qq = StubQQ()
-        self.calls: list[str] = []
-        self.gate = QQGate(
-            downstream, make_settings(**overrides), qq_client=self.qq, clock=self.clock
-        )
-        self.app = TestApp(
-            self.gate, extra_environ={"test.calls": self.calls, "REMOTE_ADDR": "192.0.2.7"}
-        )
-
-    def session_cookie(
-        self, openid: str = OPENID, nickname: str = NICK, unionid: str | None = None
-    ) -> str:
-        ident = Identity(openid, nickname, "https://q.qlogo.cn/a/100", unionid, int(self.clock()))
-        return self.gate.sessions.codec.dumps(ident)
-
-    def get(self, path: str, cookie: str | None = None, **kw):
-        headers = kw.pop("headers", {})
-        if cookie is not None:
-            headers["Cookie"] = cookie
-        return self.app.get(path, headers=headers, expect_errors=True, **kw)
-
-    def login(self, next_url: str = "/after", cookie: str | None = None):
-        response = self.get(f"/_qqgate/login?next={quote(next_url, safe='')}", cookie=cookie)
-        assert response.status_int == 302
-        state = parse_qs(urlsplit(response.location).query)["state"][0]
-        return state, _cookie_value(response, "qqgate_state")
-
-    def callback(self, query: str, state_cookie: str | None):
-        cookie = f"qqgate_state={state_cookie}" if state_cookie else None
-        return self.get(f"/_qqgate/callback?{query}", cookie=cookie)
-
-
-def _set_cookies(response) -> dict[str, str]:
-    return {h.split("=", 1)[0]: h for h in response.headers.getall("Set-Cookie")}
-
-
-def _cookie_value(response, name: str) -> str:
-    header = _set_cookies(response)[name]
-    return header.split(";", 1)[0].split("=", 1)[1]
+def harness(**overrides: str) -> Rig:
+    """A rig whose stub signs in ``NICK`` (hostile) and knows ``CODE``."""
+    rig = make_rig(profile=PROFILE, **overrides)
+    rig.qq.issue_code(CODE)
+    return rig
 
 
 @pytest.fixture
-def h() -> Harness:
-    return Harness()
+def h() -> Rig:
+    return harness()
 
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -117,14 +51,14 @@ SPOOFS = {
     "signed_in", [pytest.param(False, id="anonymous"), pytest.param(True, id="signed-in")]
 )
 def test_spoofed_identity_never_reaches_app_on_public_path(h, signed_in) -> None:
-    cookie = f"qqgate={h.session_cookie()}" if signed_in else None
+    cookie = f"qqgate={h.session_for()}" if signed_in else None
     seen = h.get("/static/x.css", cookie=cookie, extra_environ=SPOOFS).json
     assert "SPOOFED" not in json.dumps(seen)
     assert (seen["HTTP_X_QQ_OPENID"] == OPENID) if signed_in else ("HTTP_X_QQ_OPENID" not in seen)
 
 
 def test_spoofed_identity_is_replaced_when_signed_in(h) -> None:
-    seen = h.get("/admin", cookie=f"qqgate={h.session_cookie()}", extra_environ=SPOOFS).json
+    seen = h.get("/admin", cookie=f"qqgate={h.session_for()}", extra_environ=SPOOFS).json
     assert seen["HTTP_X_QQ_OPENID"] == OPENID
     assert seen["REMOTE_USER"] == OPENID
     assert "HTTP_X_QQ_UNIONID" not in seen and "HTTP_REMOTE_USER" not in seen
@@ -134,14 +68,14 @@ def test_spoofed_identity_object_is_removed(h) -> None:
     seen = h.get(
         "/static/x", extra_environ={"qqgate.identity": Identity("X", "x", "", None, 0)}
     ).json
-    assert seen["identity"] is None
+    assert seen["qqgate.identity"] is None
 
 
 def test_custom_header_names_are_stripped_and_set() -> None:
-    h = Harness(openid_header="X-User", nickname_header="X-User-Name")
+    h = harness(openid_header="X-User", nickname_header="X-User-Name")
     seen = h.get(
         "/admin",
-        cookie=f"qqgate={h.session_cookie()}",
+        cookie=f"qqgate={h.session_for()}",
         extra_environ={"HTTP_X_USER_NAME": "SPOOFED"},
     ).json
     assert seen["HTTP_X_USER"] == OPENID and seen["HTTP_X_USER_NAME"] == quote(NICK, safe="")
@@ -151,26 +85,26 @@ def test_custom_header_names_are_stripped_and_set() -> None:
 
 
 def test_signed_in_request_carries_identity(h) -> None:
-    seen = h.get("/admin?x=1", cookie=f"other=1; qqgate={h.session_cookie()}").json
+    seen = h.get("/admin?x=1", cookie=f"other=1; qqgate={h.session_for()}").json
     assert seen["HTTP_X_QQ_OPENID"] == OPENID
     assert seen["HTTP_X_QQ_NICKNAME"] == quote(NICK, safe="")
     assert unquote(seen["HTTP_X_QQ_NICKNAME"]) == NICK
     assert "\r" not in seen["HTTP_X_QQ_NICKNAME"] and seen["HTTP_X_QQ_NICKNAME"].isascii()
-    assert seen["identity"] == {
+    assert seen["qqgate.identity"] == {
         "openid": OPENID,
         "nickname": NICK,
         "avatar_url": "https://q.qlogo.cn/a/100",
         "unionid": None,
     }
-    assert h.calls == ["/admin"]
+    assert h.paths == ["/admin"]
 
 
 def test_unionid_header_only_when_enabled() -> None:
-    h = Harness(unionid="true")
-    seen = h.get("/admin", cookie=f"qqgate={h.session_cookie(unionid='UID123')}").json
+    h = harness(unionid="true")
+    seen = h.get("/admin", cookie=f"qqgate={h.session_for(unionid='UID123')}").json
     assert seen["HTTP_X_QQ_UNIONID"] == "UID123"
-    h = Harness()
-    seen = h.get("/admin", cookie=f"qqgate={h.session_cookie(unionid='UID123')}").json
+    h = harness()
+    seen = h.get("/admin", cookie=f"qqgate={h.session_for(unionid='UID123')}").json
     assert "HTTP_X_QQ_UNIONID" not in seen
 
 
@@ -183,7 +117,7 @@ def test_unionid_header_only_when_enabled() -> None:
     ],
 )
 def test_valid_session_survives_bad_cookies_beside_it(h, cookie) -> None:
-    seen = h.get("/admin", cookie=cookie.format(token=h.session_cookie())).json
+    seen = h.get("/admin", cookie=cookie.format(token=h.session_for())).json
     assert seen["HTTP_X_QQ_OPENID"] == OPENID
 
 
@@ -196,37 +130,37 @@ def test_valid_session_survives_bad_cookies_beside_it(h, cookie) -> None:
     ],
 )
 def test_tampered_session_is_not_signed_in(h, mutate) -> None:
-    response = h.get("/admin", cookie=f"qqgate={mutate(h.session_cookie())}", headers=dict(HTML))
-    assert response.status_int == 302 and h.calls == []
+    response = h.get("/admin", cookie=f"qqgate={mutate(h.session_for())}", headers=dict(HTML))
+    assert response.status_int == 302 and h.paths == []
 
 
 def test_expired_session_is_not_signed_in(h) -> None:
-    cookie = f"qqgate={h.session_cookie()}"
+    cookie = f"qqgate={h.session_for()}"
     h.clock.advance(7 * 86400)
     assert h.get("/admin", cookie=cookie, headers=dict(HTML)).status_int == 302
 
 
 def test_key_rotation_keeps_sessions() -> None:
-    old = Harness(secret_key=OTHER_SECRET)
-    token = old.session_cookie()
-    rotated = Harness(secret_key=f"{SECRET} {OTHER_SECRET}")
+    old = harness(secret_key=OTHER_SECRET)
+    token = old.session_for()
+    rotated = harness(secret_key=f"{SECRET} {OTHER_SECRET}")
     rotated.clock.now = old.clock.now
     assert rotated.get("/admin", cookie=f"qqgate={token}").json["HTTP_X_QQ_OPENID"] == OPENID
-    assert Harness().get("/admin", cookie=f"qqgate={token}").status_int == 401
+    assert harness().get("/admin", cookie=f"qqgate={token}").status_int == 401
 
 
 def test_allowlist_blocks_others_with_their_openid_shown() -> None:
-    h = Harness(allowed_openids="FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")
-    response = h.get("/admin", cookie=f"qqgate={h.session_cookie()}")
+    h = harness(allowed_openids="FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")
+    response = h.get("/admin", cookie=f"qqgate={h.session_for()}")
     assert response.status_int == 403
     assert OPENID in response.text and "/_qqgate/logout" in response.text
     assert "<b>" not in response.text and "&lt;b&gt;" in response.text
-    assert h.calls == []
+    assert h.paths == []
 
 
 def test_allowlist_lets_listed_user_in() -> None:
-    h = Harness(allowed_openids=OPENID)
-    assert h.get("/admin", cookie=f"qqgate={h.session_cookie()}").json["HTTP_X_QQ_OPENID"] == OPENID
+    h = harness(allowed_openids=OPENID)
+    assert h.get("/admin", cookie=f"qqgate={h.session_for()}").json["HTTP_X_QQ_OPENID"] == OPENID
 
 
 # --- not signed in -------------------------------------------------------------------------------
@@ -245,7 +179,7 @@ def test_allowlist_lets_listed_user_in() -> None:
     ],
 )
 def test_anonymous_protected_request_is_challenged(h, method, headers, status) -> None:
-    response = h.app.request(
+    response = h.browser.request(
         "/admin/x?a=1&b=%E4%B8%AD", method=method, headers=headers, expect_errors=True
     )
     assert response.status_int == status
@@ -255,7 +189,7 @@ def test_anonymous_protected_request_is_challenged(h, method, headers, status) -
         assert response.headers["Location"] == login
     elif method != "HEAD":
         assert response.json == {"error": "login_required", "login_url": login}
-    assert h.calls == []
+    assert h.paths == []
 
 
 def test_public_path_passes_without_identity(h) -> None:
@@ -265,7 +199,7 @@ def test_public_path_passes_without_identity(h) -> None:
 
 def test_dot_dot_out_of_public_path_is_challenged(h) -> None:
     assert h.get("/static/../admin", headers=dict(HTML)).status_int == 302
-    assert h.calls == []
+    assert h.paths == []
 
 
 # --- login ----------------------------------------------------------------------------------------
@@ -279,10 +213,10 @@ def test_login_redirects_to_qq_with_fresh_state_bound_in_cookie(h) -> None:
     query = parse_qs(urlsplit(response.location).query)
     state = query["state"][0]
     assert len(state) >= 40 and query["scope"] == ["get_user_info"] and "display" not in query
-    header = _set_cookies(response)["qqgate_state"]
+    header = set_cookies(response)["qqgate_state"]
     for attribute in ("Path=/_qqgate", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=600"):
         assert attribute in header
-    pending = h.gate.sessions.states.loads(_cookie_value(response, "qqgate_state"))
+    pending = h.gate.sessions.states.loads(set_cookie_value(response, "qqgate_state"))
     assert [(p.state, p.next_url) for p in pending] == [(state, "/dash?a=1")]
     assert response.headers["Cache-Control"] == "no-store"
 
@@ -304,9 +238,9 @@ def test_login_with_evil_next_falls_back_to_root(h) -> None:
 
 
 def test_state_cookie_never_strict_even_when_session_is() -> None:
-    h = Harness(cookie_samesite="strict")
+    h = harness(cookie_samesite="strict")
     response = h.get("/_qqgate/login")
-    assert "SameSite=Lax" in _set_cookies(response)["qqgate_state"]
+    assert "SameSite=Lax" in set_cookies(response)["qqgate_state"]
 
 
 # --- callback ------------------------------------------------------------------------------------
@@ -319,12 +253,12 @@ def test_callback_signs_in_and_returns_to_next(h, caplog) -> None:
     assert response.status_int == 302
     assert response.location.endswith("/after?x=1")
     assert response.headers["Referrer-Policy"] == "no-referrer"
-    assert h.qq.codes == [CODE]
-    session = _set_cookies(response)["qqgate"]
+    assert h.qq.redeemed == [CODE]
+    session = set_cookies(response)["qqgate"]
     for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", f"Max-Age={7 * 86400}"):
         assert attribute in session
-    assert "Max-Age=0" in _set_cookies(response)["qqgate_state"]
-    token = _cookie_value(response, "qqgate")
+    assert "Max-Age=0" in set_cookies(response)["qqgate_state"]
+    token = set_cookie_value(response, "qqgate")
     assert h.get("/admin", cookie=f"qqgate={token}").json["HTTP_X_QQ_OPENID"] == OPENID
     assert f"sign-in ok openid={OPENID}" in caplog.text
     assert CODE not in caplog.text and state not in caplog.text and token not in caplog.text
@@ -332,12 +266,12 @@ def test_callback_signs_in_and_returns_to_next(h, caplog) -> None:
 
 def test_callback_replaces_an_existing_session(h) -> None:
     state, cookie = h.login()
-    old = h.session_cookie(openid="F" * 32)
+    old = h.session_for(openid="F" * 32)
     response = h.get(
         f"/_qqgate/callback?code={CODE}&state={state}",
         cookie=f"qqgate={old}; qqgate_state={cookie}",
     )
-    new = _cookie_value(response, "qqgate")
+    new = set_cookie_value(response, "qqgate")
     assert new != old and h.gate.sessions.codec.loads(new).openid == OPENID
 
 
@@ -346,7 +280,7 @@ def test_other_pending_logins_survive_one_callback(h) -> None:
     second, cookie = h.login("/two", cookie=f"qqgate_state={cookie}")
     response = h.callback(f"code={CODE}&state={first}", cookie)
     assert response.location.endswith("/one")
-    remaining = h.gate.sessions.states.loads(_cookie_value(response, "qqgate_state"))
+    remaining = h.gate.sessions.states.loads(set_cookie_value(response, "qqgate_state"))
     assert [p.state for p in remaining] == [second]
 
 
@@ -381,7 +315,7 @@ def test_bad_callbacks_get_400_and_never_reach_qq(h, query, use_cookie, fragment
     assert response.status_int == 400
     assert fragment in response.text
     assert "/_qqgate/login" in response.text
-    assert h.qq.codes == []
+    assert h.qq.redeemed == []
     assert "qqgate=" not in " ".join(response.headers.getall("Set-Cookie"))
     assert "sign-in failed reason=" in caplog.text
 
@@ -390,14 +324,14 @@ def test_replayed_state_is_refused(h) -> None:
     state, cookie = h.login()
     assert h.callback(f"code={CODE}&state={state}", cookie).status_int == 302
     response = h.callback(f"code={CODE}&state={state}", None)
-    assert response.status_int == 400 and h.qq.codes == [CODE]
+    assert response.status_int == 400 and h.qq.redeemed == [CODE]
 
 
 def test_state_expires_after_ten_minutes(h) -> None:
     state, cookie = h.login()
     h.clock.advance(601)
     assert h.callback(f"code={CODE}&state={state}", cookie).status_int == 400
-    assert h.qq.codes == []
+    assert h.qq.redeemed == []
 
 
 def test_state_from_another_browser_is_refused(h) -> None:
@@ -453,7 +387,7 @@ def test_qq_failures_give_clear_pages_and_no_session(h, error, status, fragment)
 
 
 def test_not_allowed_user_gets_403_and_no_session() -> None:
-    h = Harness(allowed_openids="F" * 32)
+    h = harness(allowed_openids="F" * 32)
     state, cookie = h.login()
     response = h.callback(f"code={CODE}&state={state}", cookie)
     assert response.status_int == 403 and OPENID in response.text
@@ -472,22 +406,22 @@ def test_not_allowed_user_gets_403_and_no_session() -> None:
     ],
 )
 def test_logout_redirects_to_validated_next(h, query, location) -> None:
-    response = h.get(f"/_qqgate/logout{query}", cookie=f"qqgate={h.session_cookie()}")
+    response = h.get(f"/_qqgate/logout{query}", cookie=f"qqgate={h.session_for()}")
     assert response.status_int == 302 and urlsplit(response.location).path == location
     assert urlsplit(response.location).netloc == "", "relative: never built from the client's Host"
-    assert "Max-Age=0" in _set_cookies(response)["qqgate"]
+    assert "Max-Age=0" in set_cookies(response)["qqgate"]
 
 
 def test_logout_without_next_shows_signed_out_page_and_accepts_post(h) -> None:
-    response = h.app.post("/_qqgate/logout", headers={"Cookie": f"qqgate={h.session_cookie()}"})
+    response = h.browser.post("/_qqgate/logout", headers={"Cookie": f"qqgate={h.session_for()}"})
     assert response.status_int == 200 and "Signed out" in response.text
-    assert "Max-Age=0" in _set_cookies(response)["qqgate"]
-    assert h.app.put("/_qqgate/logout", expect_errors=True).status_int == 405
+    assert "Max-Age=0" in set_cookies(response)["qqgate"]
+    assert h.browser.put("/_qqgate/logout", expect_errors=True).status_int == 405
 
 
 def test_userinfo(h) -> None:
     assert h.get("/_qqgate/userinfo").status_int == 401
-    info = h.get("/_qqgate/userinfo", cookie=f"qqgate={h.session_cookie(unionid='U')}").json
+    info = h.get("/_qqgate/userinfo", cookie=f"qqgate={h.session_for(unionid='U')}").json
     assert info == {
         "openid": OPENID,
         "nickname": NICK,
@@ -498,12 +432,12 @@ def test_userinfo(h) -> None:
 
 def test_ping_never_calls_qq(h) -> None:
     response = h.get("/_qqgate/ping")
-    assert response.status_int == 200 and response.text == "ok\n" and h.qq.codes == []
+    assert response.status_int == 200 and response.text == "ok\n" and h.qq.redeemed == []
 
 
 @pytest.mark.parametrize("path", ["/_qqgate", "/_qqgate/", "/_qqgate/nope", "/_qqgate/login/x"])
 def test_unknown_gate_routes_are_404(h, path) -> None:
-    assert h.get(path).status_int == 404 and h.calls == []
+    assert h.get(path).status_int == 404 and h.paths == []
 
 
 def test_gate_pages_are_never_cached_and_forbid_framing(h) -> None:
@@ -517,9 +451,9 @@ def test_gate_pages_are_never_cached_and_forbid_framing(h) -> None:
 
 
 def test_auth_answers_202_with_identity_headers() -> None:
-    h = Harness(unionid="true")
+    h = harness(unionid="true")
     response = h.get(
-        "/_qqgate/auth", cookie=f"qqgate={h.session_cookie(unionid='UID9')}", extra_environ=SPOOFS
+        "/_qqgate/auth", cookie=f"qqgate={h.session_for(unionid='UID9')}", extra_environ=SPOOFS
     )
     assert response.status_int == 202
     assert response.headers["X-QQ-OpenID"] == OPENID
@@ -535,6 +469,6 @@ def test_auth_answers_401_never_a_redirect(h, headers) -> None:
 
 
 def test_auth_answers_403_for_users_not_allowed() -> None:
-    h = Harness(allowed_openids="F" * 32)
-    response = h.get("/_qqgate/auth", cookie=f"qqgate={h.session_cookie()}")
+    h = harness(allowed_openids="F" * 32)
+    response = h.get("/_qqgate/auth", cookie=f"qqgate={h.session_for()}")
     assert response.status_int == 403 and "X-QQ-OpenID" not in response.headers

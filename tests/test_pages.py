@@ -21,7 +21,8 @@ from qqgate.pages import (
 )
 
 from .conftest import make_settings
-from .test_middleware import CODE, HTML, NICK, OPENID, Harness
+from .rig import Rig
+from .test_middleware import CODE, HTML, NICK, OPENID, harness
 
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
@@ -40,7 +41,7 @@ def lang_of(html: str) -> str:
 
 
 def test_sign_in_page_setting_sends_browsers_to_the_sign_in_page() -> None:
-    h = Harness(sign_in_page="true")
+    h = harness(sign_in_page="true")
     response = h.get("/admin/x?a=1", headers=dict(HTML))
     assert response.status_int == 302
     assert response.location.endswith("/_qqgate/sign_in?next=" + quote("/admin/x?a=1", safe=""))
@@ -51,7 +52,7 @@ def test_sign_in_page_setting_sends_browsers_to_the_sign_in_page() -> None:
 
 @pytest.mark.parametrize(("setting", "route"), [("true", "sign_in"), ("false", "login")])
 def test_nginx_auth_names_the_same_start_as_the_challenge(setting, route) -> None:
-    response = Harness(sign_in_page=setting).get(
+    response = harness(sign_in_page=setting).get(
         "/_qqgate/auth", headers={**HTML, "X-Original-URI": "/app?x=1"}
     )
     assert response.status_int == 401
@@ -59,12 +60,12 @@ def test_nginx_auth_names_the_same_start_as_the_challenge(setting, route) -> Non
 
 
 def test_default_sends_browsers_straight_to_qq() -> None:
-    response = Harness().get("/admin", headers=dict(HTML))
+    response = harness().get("/admin", headers=dict(HTML))
     assert response.location.endswith("/_qqgate/login?next=%2Fadmin")
 
 
 def test_sign_in_page_has_the_qq_button_and_says_what_is_shared() -> None:
-    h = Harness(sign_in_page="true")
+    h = harness(sign_in_page="true")
     response = h.get("/_qqgate/sign_in?next=/dash%3Fa%3D1", headers=dict(HTML))
     assert response.status_int == 200
     assert response.content_type == "text/html"
@@ -81,37 +82,37 @@ def test_sign_in_page_has_the_qq_button_and_says_what_is_shared() -> None:
     "next_url", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:x"]
 )
 def test_sign_in_page_never_links_off_site(next_url) -> None:
-    response = Harness().get(f"/_qqgate/sign_in?next={quote(next_url, safe='')}")
+    response = harness().get(f"/_qqgate/sign_in?next={quote(next_url, safe='')}")
     assert 'href="/_qqgate/login?next=%2F"' in response.text
 
 
 def test_sign_in_page_sends_a_signed_in_visitor_on() -> None:
-    h = Harness()
-    response = h.get("/_qqgate/sign_in?next=/dash", cookie=f"qqgate={h.session_cookie()}")
+    h = harness()
+    response = h.get("/_qqgate/sign_in?next=/dash", cookie=f"qqgate={h.session_for()}")
     assert response.status_int == 302 and response.location.endswith("/dash")
 
 
 def test_sign_in_page_is_get_only() -> None:
-    assert Harness().app.post("/_qqgate/sign_in", expect_errors=True).status_int == 405
+    assert harness().browser.post("/_qqgate/sign_in", expect_errors=True).status_int == 405
 
 
 def test_site_name_and_host_are_escaped() -> None:
-    h = Harness(site_name='<b>"Shop" & co</b>')
+    h = harness(site_name='<b>"Shop" & co</b>')
     text = h.get("/_qqgate/sign_in").text
     assert "<b>" not in text and "&lt;b&gt;&quot;Shop&quot; &amp; co&lt;/b&gt;" in text
-    evil_host = Harness().get("/_qqgate/sign_in", headers={"Host": '"><script>x</script>'}).text
+    evil_host = harness().get("/_qqgate/sign_in", headers={"Host": '"><script>x</script>'}).text
     assert "<script>" not in evil_host and "&lt;script&gt;" in evil_host
 
 
 def test_site_name_defaults_to_the_host_without_port() -> None:
-    text = Harness().get("/_qqgate/sign_in", headers={"Host": "shop.example.cn:8443"}).text
+    text = harness().get("/_qqgate/sign_in", headers={"Host": "shop.example.cn:8443"}).text
     assert "Sign in to shop.example.cn<" in text
 
 
 def test_signed_out_page_links_to_the_sign_in_page_when_enabled() -> None:
-    text = Harness(sign_in_page="true").get("/_qqgate/logout").text
+    text = harness(sign_in_page="true").get("/_qqgate/logout").text
     assert 'href="/_qqgate/sign_in"' in text
-    assert 'href="/_qqgate/login"' in Harness().get("/_qqgate/logout").text
+    assert 'href="/_qqgate/login"' in harness().get("/_qqgate/logout").text
 
 
 # --- one language per page ------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_signed_out_page_links_to_the_sign_in_page_when_enabled() -> None:
 )
 def test_language_follows_accept_language(accept_language, lang) -> None:
     headers = {"Accept-Language": accept_language} if accept_language else {}
-    response = Harness().get("/_qqgate/sign_in", headers=headers)
+    response = harness().get("/_qqgate/sign_in", headers=headers)
     assert lang_of(response.text) == lang
     assert ("QQ登录" in response.text) == (lang == "zh-CN")
     assert response.headers["Vary"] == "Accept-Language"
@@ -142,13 +143,13 @@ def test_language_follows_accept_language(accept_language, lang) -> None:
 
 @pytest.mark.parametrize(("setting", "lang"), [("zh", "zh-CN"), ("en", "en")])
 def test_language_setting_overrides_the_browser(setting, lang) -> None:
-    h = Harness(language=setting)
+    h = harness(language=setting)
     for accept in ("zh-CN", "en-US"):
         response = h.get("/_qqgate/logout", headers={"Accept-Language": accept})
         assert lang_of(response.text) == lang and "Vary" not in response.headers
 
 
-def _every_page(h: Harness, headers: dict[str, str]) -> dict[str, str]:
+def _every_page(h: Rig, headers: dict[str, str]) -> dict[str, str]:
     """The text of each page the gate can show a visitor."""
     state, _ = h.login()
     pages = {
@@ -156,13 +157,13 @@ def _every_page(h: Harness, headers: dict[str, str]) -> dict[str, str]:
         "signed_out": h.get("/_qqgate/logout", headers=dict(headers)),
         "not_found": h.get("/_qqgate/nope", headers=dict(headers)),
         "bad_callback": h.get(f"/_qqgate/callback?state={state}&usercancel=1", headers=headers),
-        "forbidden": h.get("/admin", cookie=f"qqgate={h.session_cookie()}", headers=dict(headers)),
+        "forbidden": h.get("/admin", cookie=f"qqgate={h.session_for()}", headers=dict(headers)),
     }
     return {name: response.text for name, response in pages.items()}
 
 
 def test_english_pages_have_no_chinese_and_chinese_pages_no_english_sentences() -> None:
-    h = Harness(allowed_openids="F" * 32)
+    h = harness(allowed_openids="F" * 32)
     for name, text in _every_page(h, {}).items():
         assert lang_of(text) == "en", name
         assert not CJK.search(text.replace(escape(NICK), "")), name
@@ -174,7 +175,7 @@ def test_english_pages_have_no_chinese_and_chinese_pages_no_english_sentences() 
 
 @pytest.mark.parametrize("accept", ["en", "zh-CN"])
 def test_every_page_has_the_accessible_basics(accept) -> None:
-    h = Harness(allowed_openids="F" * 32)
+    h = harness(allowed_openids="F" * 32)
     for name, text in _every_page(h, {"Accept-Language": accept}).items():
         assert text.count("<main>") == 1 and text.count("<h1>") == 1, name
         assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
@@ -191,7 +192,7 @@ def test_every_page_has_the_accessible_basics(accept) -> None:
     ],
 )
 def test_callback_errors_in_chinese(query, fragment) -> None:
-    h = Harness()
+    h = harness()
     state, cookie = h.login()
     response = h.get(
         f"/_qqgate/callback?{query.format(state=state)}",
@@ -203,8 +204,8 @@ def test_callback_errors_in_chinese(query, fragment) -> None:
 
 
 def test_forbidden_page_in_chinese_shows_openid_and_escaped_nickname() -> None:
-    h = Harness(allowed_openids="F" * 32)
-    response = h.get("/admin", cookie=f"qqgate={h.session_cookie()}", headers=zh())
+    h = harness(allowed_openids="F" * 32)
+    response = h.get("/admin", cookie=f"qqgate={h.session_for()}", headers=zh())
     assert response.status_int == 403
     assert "<h1>无权访问</h1>" in response.text and f"<code>{OPENID}</code>" in response.text
     assert "&lt;b&gt;&amp;&quot;&#x27;" in response.text and "<b>" not in response.text
@@ -214,7 +215,7 @@ def test_forbidden_page_in_chinese_shows_openid_and_escaped_nickname() -> None:
 def test_qq_unavailable_in_chinese() -> None:
     from qqgate.qq import QQUnavailable
 
-    h = Harness()
+    h = harness()
     h.qq.result = QQUnavailable("t", endpoint="token", timeout=True)
     state, cookie = h.login("/after")
     response = h.get(
@@ -242,7 +243,7 @@ def test_builtin_templates_use_only_their_variables(name) -> None:
 def test_every_page_passes_every_variable_its_template_may_use(tmp_path) -> None:
     for name in TEMPLATE_VARIABLES:
         (tmp_path / name).write_text(_all_variables_template(name), encoding="utf-8")
-    h = Harness(templates_dir=str(tmp_path), allowed_openids="F" * 32)
+    h = harness(templates_dir=str(tmp_path), allowed_openids="F" * 32)
     for page, text in _every_page(h, {}).items():
         for var in TEMPLATE_VARIABLES["layout.html"]:
             assert f"[{var}=" in text, (page, var)
@@ -258,8 +259,8 @@ def test_override_replaces_one_page_and_escapes_its_values(tmp_path) -> None:
         encoding="utf-8",
     )
     (tmp_path / "unrelated.txt").write_text("$whatever", encoding="utf-8")
-    h = Harness(templates_dir=str(tmp_path), allowed_openids="F" * 32)
-    text = h.get("/admin", cookie=f"qqgate={h.session_cookie()}").text
+    h = harness(templates_dir=str(tmp_path), allowed_openids="F" * 32)
+    text = h.get("/admin", cookie=f"qqgate={h.session_for()}").text
     assert f"<code>{OPENID}</code>" in text and "costs $0." in text
     assert "<b>" not in text and "&lt;b&gt;" in text
     assert '<html lang="en">' in text  # the built-in layout is kept
@@ -269,7 +270,7 @@ def test_override_replaces_one_page_and_escapes_its_values(tmp_path) -> None:
 def test_templates_are_read_once_at_start_up(tmp_path) -> None:
     override = tmp_path / "signed_out.html"
     override.write_text("<h1>first</h1>", encoding="utf-8")
-    h = Harness(templates_dir=str(tmp_path))
+    h = harness(templates_dir=str(tmp_path))
     override.write_text("<h1>second</h1>", encoding="utf-8")
     assert "<h1>first</h1>" in h.get("/_qqgate/logout").text
 

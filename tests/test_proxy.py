@@ -14,39 +14,14 @@ import pytest
 import requests
 from webob import Request
 
-from qqgate.session import Identity, SessionCodec
 from qqgate.upstream import http1
 
+from .live import PROCESS_SECRET as SECRET
+from .live import session_token, write_gate_ini
+from .rig import OPENID
 from .servers import Gunicorn, free_port
 
-SECRET = "proxy-test-secret-0123456789-0123456789"
-OPENID = "0123456789ABCDEF0123456789ABCDEF"
-NICK = "小明🐧"
 MiB = 1024 * 1024
-
-
-def session_cookie(openid: str = OPENID) -> str:
-    codec = SessionCodec([SECRET], 3600)
-    return codec.dumps(Identity(openid, NICK, "", None, int(time.time())))
-
-
-def write_gate_ini(directory: Path, gate_port: int, upstream: str | None, **extra: str) -> Path:
-    lines = [
-        "[qqgate]",
-        "app_id = 101000001",
-        "app_key = proxy-test-app-key",
-        f"secret_key = {SECRET}",
-        f"redirect_uri = http://127.0.0.1:{gate_port}/_qqgate/callback",
-        "qq_base_url = http://127.0.0.1:9",
-        "cookie_secure = false",
-        "public_paths = /public/",
-    ]
-    if upstream:
-        lines.append(f"upstream = {upstream}")
-    lines += [f"{key} = {value}" for key, value in extra.items()]
-    path = directory / f"gate-{gate_port}.ini"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def start_upstream(port: int | None = None) -> Gunicorn:
@@ -79,7 +54,7 @@ def gate(upstream, tmp_path_factory):
 @pytest.fixture
 def user() -> requests.Session:
     browser = requests.Session()
-    browser.headers["Cookie"] = f"qqgate={session_cookie()}"
+    browser.headers["Cookie"] = f"qqgate={session_token()}"
     return browser
 
 
@@ -150,14 +125,14 @@ SPOOFS = {
 def test_spoofed_identity_never_reaches_upstream(gate, signed_in) -> None:
     headers = dict(SPOOFS)
     if signed_in:
-        headers["Cookie"] = f"qqgate={session_cookie()}"
+        headers["Cookie"] = f"qqgate={session_token()}"
     seen = requests.get(f"{gate.url}/public/echo", headers=headers, timeout=10).json()
     assert "SPOOFED" not in str(seen["headers"])
     assert seen["headers"].get("x-qq-openid") == (OPENID if signed_in else None)
 
 
 def test_gate_cookies_never_reach_upstream(gate) -> None:
-    token = session_cookie()
+    token = session_token()
     cookie = f"app=1; qqgate={token}; qqgate_state=abc; other=2"
     seen = requests.get(f"{gate.url}/echo", headers={"Cookie": cookie}, timeout=10).json()
     assert seen["headers"]["cookie"] == "app=1; other=2"
@@ -166,10 +141,10 @@ def test_gate_cookies_never_reach_upstream(gate) -> None:
 
 def test_upstream_cookies_are_never_replayed_for_another_user(gate) -> None:
     alice = requests.Session()
-    alice.headers["Cookie"] = f"qqgate={session_cookie('A' * 32)}"
+    alice.headers["Cookie"] = f"qqgate={session_token('A' * 32)}"
     assert alice.get(f"{gate.url}/setcookies", timeout=10).status_code == 200
     bob = requests.Session()
-    bob.headers["Cookie"] = f"qqgate={session_cookie('B' * 32)}"
+    bob.headers["Cookie"] = f"qqgate={session_token('B' * 32)}"
     seen = bob.get(f"{gate.url}/echo", timeout=10).json()
     assert "cookie" not in seen["headers"], "the proxy must keep no cookie jar"
 
@@ -297,7 +272,7 @@ def test_routes_only_without_upstream(tmp_path) -> None:
             ).status_code
             == 404
         )
-        signed_in = {"Cookie": f"qqgate={session_cookie()}"}
+        signed_in = {"Cookie": f"qqgate={session_token()}"}
         auth = requests.get(f"{gate.url}/_qqgate/auth", headers=signed_in, timeout=10)
         assert auth.status_code == 202 and auth.headers["X-QQ-OpenID"] == OPENID
         assert requests.get(f"{gate.url}/_qqgate/auth", timeout=10).status_code == 401

@@ -18,10 +18,11 @@ import requests
 
 from qqgate.dev.fakeqq import openid_for
 
-from .conftest import FAKE_APP_ID, FAKE_APP_KEY
+from .conftest import APP_ID, APP_KEY
+from .live import gate_env, session_token
 from .servers import Gunicorn, free_port
-from .test_e2e import HTML, approve, gate_env
-from .test_proxy import session_cookie, start_gate, start_upstream
+from .test_e2e import HTML, approve
+from .test_proxy import start_gate, start_upstream
 
 CLIENTS = 50
 SIGN_INS = 300
@@ -29,8 +30,8 @@ SIGN_INS = 300
 
 def _provider(**env: str) -> Gunicorn:
     base = {
-        "FAKEQQ_APP_ID": FAKE_APP_ID,
-        "FAKEQQ_APP_KEY": FAKE_APP_KEY,
+        "FAKEQQ_APP_ID": APP_ID,
+        "FAKEQQ_APP_KEY": APP_KEY,
         "FAKEQQ_EXTRA_USERS": str(CLIENTS),
     }
     return Gunicorn(
@@ -38,15 +39,21 @@ def _provider(**env: str) -> Gunicorn:
     ).start()
 
 
-def _gate(provider: Gunicorn) -> Gunicorn:
+def _gate(provider: Gunicorn, **settings: str) -> Gunicorn:
     port = free_port()
     return Gunicorn(
         "qqgate.dev.sample:gated_sample()",
-        gate_env(port, provider.port),
+        gate_env(port, provider.port, **settings),
         port=port,
         workers=2,
         threads=8,
     ).start()
+
+
+# What a slow machine may cause (QQ too slow for the gate's timeout, a connection dropped) and a
+# person would answer by trying again. Anything else, a 500 above all, is a failure.
+TRANSIENT = {502, 504}
+TRIES = 3
 
 
 class Tally:
@@ -55,6 +62,8 @@ class Tally:
         self.statuses: Counter[int] = Counter()
         self.mixups = 0
         self.requests = 0
+        self.retries = 0
+        self.failures: list[str] = []
 
     def record(self, response: requests.Response) -> None:
         with self.lock:
@@ -64,12 +73,35 @@ class Tally:
 
     def report(self, title: str) -> str:
         errors = {code: n for code, n in sorted(self.statuses.items()) if code >= 400}
-        return f"\n{title}: requests={self.requests} statuses={dict(sorted(self.statuses.items()))} errors={errors} mix-ups={self.mixups}"
+        return (
+            f"\n{title}: requests={self.requests} statuses={dict(sorted(self.statuses.items()))} "
+            f"errors={errors} retries={self.retries} mix-ups={self.mixups} failures={self.failures}"
+        )
+
+
+def _sign_in_once(tally: Tally, browser: requests.Session, url: str, user: str) -> dict | None:
+    """One sign-in as a browser does it; the page's echo, or None after a transient failure."""
+    try:
+        consent = browser.get(url, headers=HTML, timeout=60)
+        tally.record(consent)
+        if consent.status_code in TRANSIENT:
+            return None
+        page = approve(browser, consent, user)
+    except (requests.ConnectionError, requests.Timeout):
+        return None
+    tally.record(page)
+    if page.status_code in TRANSIENT:
+        return None
+    assert page.status_code == 200, f"{user}: {page.status_code} {page.text[:300]}"
+    return page.json()
 
 
 def test_concurrent_sign_ins_never_mix_up_users() -> None:
+    """Fifty browsers sign in six times each at once, through a provider with 0-200 ms latency.
+    A slow machine may make a step fail with 502/504; the browser then starts that sign-in again,
+    as a person would. Every sign-in must end as the user who started it, and nothing may 500."""
     provider = _provider(FAKEQQ_LATENCY_MS="0-200")
-    gate = _gate(provider)
+    gate = _gate(provider, timeout="10")
     tally = Tally()
 
     def client(index: int) -> requests.Session:
@@ -80,16 +112,20 @@ def test_concurrent_sign_ins_never_mix_up_users() -> None:
         browser.headers["Connection"] = "close"
         for round_ in range(SIGN_INS // CLIENTS):
             if round_:
-                tally.record(browser.get(f"{gate.url}/_qqgate/logout", timeout=30))
-            consent = browser.get(
-                f"{gate.url}/headers.json?client={index}", headers=HTML, timeout=30
-            )
-            tally.record(consent)
-            page = approve(browser, consent, user)
-            tally.record(page)
-            seen = page.json()
+                tally.record(browser.get(f"{gate.url}/_qqgate/logout", timeout=60))
+            url = f"{gate.url}/headers.json?client={index}"
+            for _attempt in range(TRIES):
+                seen = _sign_in_once(tally, browser, url, user)
+                if seen is not None:
+                    break
+                with tally.lock:
+                    tally.retries += 1
+            else:
+                with tally.lock:
+                    tally.failures.append(f"{user} round {round_}: {TRIES} tries failed")
+                continue
             if (
-                seen["identity"]["openid"] != openid_for(FAKE_APP_ID, user)
+                seen["identity"]["openid"] != openid_for(APP_ID, user)
                 or unquote(seen["headers"]["HTTP_X_QQ_NICKNAME"]) != f"测试用户{index + 1:03d}🐧"
             ):
                 with tally.lock:
@@ -103,20 +139,23 @@ def test_concurrent_sign_ins_never_mix_up_users() -> None:
         elapsed = time.monotonic() - started
         # Afterwards every client still is who it signed in as.
         for index, browser in enumerate(browsers):
-            seen = browser.get(f"{gate.url}/headers.json", timeout=10).json()
-            if seen["identity"]["openid"] != openid_for(FAKE_APP_ID, f"user{index + 1:03d}"):
+            seen = browser.get(f"{gate.url}/headers.json", timeout=60).json()
+            if seen["identity"]["openid"] != openid_for(APP_ID, f"user{index + 1:03d}"):
                 tally.mixups += 1
-        calls = requests.get(f"{provider.url}/_fake/calls", timeout=10).json()
+        calls = requests.get(f"{provider.url}/_fake/calls", timeout=60).json()
     finally:
         gate.stop()
         provider.stop()
-    print(
-        tally.report(f"{SIGN_INS} sign-ins from {CLIENTS} clients in {elapsed:.1f} s"),
-        f"provider calls={calls}",
-    )
-    assert tally.mixups == 0
-    assert not any(code >= 500 for code in tally.statuses), tally.report("5xx seen")
-    assert calls["token"] == calls["me"] == calls["user_info"] == SIGN_INS
+    report = tally.report(f"{SIGN_INS} sign-ins from {CLIENTS} clients in {elapsed:.1f} s")
+    print(report, f"provider calls={calls}")
+    assert tally.mixups == 0, report
+    assert set(tally.statuses) <= {200, 302} | TRANSIENT, report
+    assert not tally.failures, report
+    # Each sign-in that got through asked QQ three times; a retried one may have asked more.
+    if tally.retries == 0:
+        assert calls["token"] == calls["me"] == calls["user_info"] == SIGN_INS, calls
+    else:
+        assert calls["token"] >= calls["me"] >= calls["user_info"] >= SIGN_INS, calls
 
 
 def test_signed_in_traffic_needs_no_qq() -> None:
@@ -148,7 +187,7 @@ def test_signed_in_traffic_needs_no_qq() -> None:
 def test_upstream_restart_under_load_gives_502_then_recovers(tmp_path) -> None:
     upstream = start_upstream()
     gate = start_gate(tmp_path, upstream.url, workers=1)
-    headers = {"Cookie": f"qqgate={session_cookie()}"}
+    headers = {"Cookie": f"qqgate={session_token()}"}
     tally = Tally()
     latencies: list[float] = []
     stop = threading.Event()
@@ -194,7 +233,7 @@ def test_upstream_restart_under_load_gives_502_then_recovers(tmp_path) -> None:
 def test_worker_restart_loses_no_session(tmp_path) -> None:
     upstream = start_upstream()
     gate = start_gate(tmp_path, upstream.url, workers=2)
-    headers = {"Cookie": f"qqgate={session_cookie()}"}
+    headers = {"Cookie": f"qqgate={session_token()}"}
     try:
         assert requests.get(f"{gate.url}/echo", headers=headers, timeout=10).status_code == 200
         before = _children(gate.process.pid)

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from .edge import Client, request, serve_gate
-from .security.test_request_smuggling import ALICE, cookie
+from .live import signed_in
+from .security.test_request_smuggling import ALICE
 from .servers import Gunicorn, free_port
 
 SLOW_HEADS, SLOW_UPLOADS, DOWNLOADS = 150, 60, 200
@@ -45,9 +46,9 @@ class Dribblers:
     def __init__(self, port: int, heads: int, uploads: int) -> None:
         self.socks: list[tuple[socket.socket, bytes]] = []
         for _ in range(heads):
-            self._open(port, request("GET", "/slow-head", cookie(ALICE)))
+            self._open(port, request("GET", "/slow-head", signed_in(ALICE)))
         for _ in range(uploads):
-            head = request("POST", "/upload", {"Content-Length": "100000", **cookie(ALICE)})
+            head = request("POST", "/upload", {"Content-Length": "100000", **signed_in(ALICE)})
             self._open(port, head + b"x" * 100000, whole_head=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drip, daemon=True)
@@ -80,7 +81,7 @@ class Dribblers:
 def download(port: int, results: list) -> None:
     try:
         response = requests.get(
-            f"http://127.0.0.1:{port}/drip?{DRIP}", headers=cookie(ALICE), timeout=30
+            f"http://127.0.0.1:{port}/drip?{DRIP}", headers=signed_in(ALICE), timeout=30
         )
         results.append((response.status_code, hashlib.sha256(response.content).hexdigest()))
     except requests.RequestException as exc:
@@ -101,7 +102,7 @@ def test_slow_clients_and_long_downloads_leave_room_for_everyone(upstream, tmp_p
         time.sleep(1.0)  # every download under way, every dribbler connected
         slowest = 0.0
         for _ in range(10):
-            for path, headers in (("/_qqgate/ping", {}), ("/echo", cookie(ALICE))):
+            for path, headers in (("/_qqgate/ping", {}), ("/echo", signed_in(ALICE))):
                 started = time.monotonic()
                 response = requests.get(f"{gate.url}{path}", headers=headers, timeout=5)
                 slowest = max(slowest, time.monotonic() - started)
@@ -148,7 +149,7 @@ def test_a_stalled_upload_gets_408_and_its_connection_ends(upstream, tmp_path) -
     gate = serve_gate(tmp_path, upstream.url, client_idle_timeout="1")
     try:
         client = Client(gate.port)
-        client.send(request("POST", "/echo", {"Content-Length": "1000", **cookie(ALICE)}, b"x"))
+        client.send(request("POST", "/echo", {"Content-Length": "1000", **signed_in(ALICE)}, b"x"))
         started = time.monotonic()
         (answer,) = client.answers(1, timeout=10)
         assert answer.status == 408 and time.monotonic() - started < 4
@@ -162,7 +163,7 @@ def test_a_client_that_stops_reading_is_dropped(upstream, tmp_path) -> None:
     gate = serve_gate(tmp_path, upstream.url, client_idle_timeout="1")
     try:
         sock = socket.create_connection(("127.0.0.1", gate.port), timeout=10)
-        sock.sendall(request("GET", "/download?size=67108864", cookie(ALICE)))
+        sock.sendall(request("GET", "/download?size=67108864", signed_in(ALICE)))
         time.sleep(4)  # read nothing: the gate's sends stall, then it gives up
         received = 0
         while chunk := sock.recv(1 << 20):
@@ -179,7 +180,7 @@ def test_a_client_that_stops_reading_is_dropped(upstream, tmp_path) -> None:
 def read_events(url: str, results: list) -> None:
     """One event stream: how long after being sent each event arrived."""
     try:
-        with requests.get(url, headers=cookie(ALICE), stream=True, timeout=20) as response:
+        with requests.get(url, headers=signed_in(ALICE), stream=True, timeout=20) as response:
             assert response.headers["Content-Type"] == "text/event-stream"
             delays = [
                 time.time() - float(line[6:])

@@ -16,7 +16,8 @@ from websockets.sync.client import connect
 from websockets.sync.server import serve
 
 from .edge import serve_gate
-from .security.test_request_smuggling import ALICE, BOB, cookie
+from .live import signed_in
+from .security.test_request_smuggling import ALICE, BOB
 
 # A page that opens a WebSocket back to where it came from and echoes 100 messages (the browser
 # test); its title says how it ended.
@@ -85,7 +86,7 @@ def gate(upstream, tmp_path_factory):
 
 
 def ws(gate, path: str = "/chat", openid: str | None = ALICE, origin: str | None = "own", **kw):
-    headers = cookie(openid) if openid else {}
+    headers = signed_in(openid) if openid else {}
     if origin == "own":
         origin = f"http://127.0.0.1:{gate.port}"
     return connect(
@@ -170,7 +171,7 @@ def test_other_upgrades_are_refused(gate) -> None:
 
     for protocol, status in (("h2c", 501), ("TLS/1.0", 501), ("websocket, h2c", 501)):
         client = Client(gate.port)
-        headers = {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": protocol, **cookie(ALICE)}
+        headers = {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": protocol, **signed_in(ALICE)}
         client.send(request("GET", "/chat", headers))
         (answer,) = client.answers(1)
         client.close()

@@ -17,7 +17,7 @@ from qqgate.pages import Pages
 from qqgate.upstream.proxy import UpstreamProxy
 
 from .conftest import FakeClock, make_settings
-from .security.support import Downstream, Rig, StubQQ, blank, set_cookie_value
+from .rig import Downstream, Rig, StubQQ, blank, set_cookie_value
 from .test_proxy import ScriptedUpstream
 
 # A WSGI object left unclosed is reported when it is collected: that fails the test too.
@@ -42,14 +42,14 @@ def gate_in(mode: str, allowed: str = "") -> tuple[Rig, object]:
         upstream = ScriptedUpstream([UPSTREAM_ANSWER] * 50)
         inner = UpstreamProxy(upstream.url, timeout=5, pages=Pages(settings))
     gate = QQGate(validator(inner), settings, qq_client=qq, clock=clock)
-    return Rig(gate, qq, app, clock), validator(gate)
+    return Rig(gate, app, clock, qq), validator(gate)
 
 
 def cookie_for(rig: Rig, who: str) -> str | None:
     if who == ANONYMOUS:
         return None
     openid = "F" * 32 if who == OUTSIDER else "0123456789ABCDEF0123456789ABCDEF"
-    return f"qqgate={rig.session_for({'openid': openid})}"
+    return f"qqgate={rig.session_for(openid=openid)}"
 
 
 # (path, query, method, headers, who, expected status)

@@ -1,6 +1,6 @@
-"""Helpers for the adversarial suite: an in-process gate with a stub QQ, environs built the way a
-server builds them, browser-like checks of a Location header, the open-redirect corpora, a canned
-graph.qq.com for the real ``QQClient``, and raw HTTP/1.1 over a socket.
+"""Helpers for the adversarial suite (the gate itself comes from ``tests.rig``): browser-like
+checks of a Location header, the open-redirect corpora, a canned graph.qq.com for the real
+``QQClient``, and raw HTTP/1.1 over a socket.
 
 Nothing here decides what is safe: each test states that. These helpers only make the attacks easy
 to write down and the outcomes easy to read.
@@ -11,31 +11,19 @@ from __future__ import annotations
 import io
 import json
 import re
-import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
 from requests.adapters import BaseAdapter
-from webob import Request, Response
 
-from qqgate import QQGate
-from qqgate.qq import QQError, QQProfile
-from qqgate.session import Identity
+from ..conftest import APP_ID
+from ..rig import HOST, HTML_ACCEPT, OPENID, SITE
 
-from ..conftest import APP_ID, FakeClock, make_settings
-
-SITE = "https://app.example.com"
-HOST = "app.example.com"
 HERE = f"{SITE}/here"
-OPENID = "0123456789ABCDEF0123456789ABCDEF"
-NICKNAME = "小明🐧"
-AVATAR = "https://q.qlogo.cn/qqapp/101000001/0123/100"
-DOWNSTREAM_MARKER = "DOWNSTREAM-APP-WAS-CALLED"
-HTML_ACCEPT = "text/html,application/xhtml+xml"
 # Every environ key that carries an identity to the app, for the default header names.
 IDENTITY_KEYS = (
     "HTTP_X_QQ_OPENID",
@@ -45,155 +33,6 @@ IDENTITY_KEYS = (
     "REMOTE_USER",
 )
 DATA = Path(__file__).resolve().parent.parent / "data"
-
-
-# --- the gate in-process --------------------------------------------------------------------------
-
-
-class StubQQ:
-    """Stands in for ``QQClient`` and behaves like QQ about codes: it only redeems codes it issued,
-    each once. Every code the gate sends it is recorded, accepted or not."""
-
-    def __init__(self, profile: QQProfile | None = None) -> None:
-        self.profile = profile or QQProfile(OPENID, NICKNAME, AVATAR, "UID_STUB")
-        self.issued: set[str] = set()
-        self.redeemed: list[str] = []
-
-    def authorize_url(
-        self, state: str, *, scope: str = "get_user_info", mobile: bool = False
-    ) -> str:
-        query = urlencode({"client_id": APP_ID, "state": state, "scope": scope})
-        return f"https://graph.qq.com/oauth2.0/authorize?{query}"
-
-    def issue_code(self) -> str:
-        code = secrets.token_hex(16).upper()
-        self.issued.add(code)
-        return code
-
-    def sign_in(self, code: str) -> QQProfile:
-        self.redeemed.append(code)
-        if code not in self.issued:
-            raise QQError("code rejected", endpoint="token", code=100019)
-        self.issued.discard(code)
-        return self.profile
-
-
-class Downstream:
-    """The wrapped app: records what it was called with and echoes it as JSON."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, object]] = []
-
-    def __call__(self, environ: dict, start_response):
-        identity = environ.get("qqgate.identity")
-        seen: dict[str, object] = {
-            k: v for k, v in environ.items() if k.startswith("HTTP_") or k == "REMOTE_USER"
-        }
-        seen["PATH_INFO"] = environ.get("PATH_INFO")
-        seen["qqgate.identity"] = identity.as_json() if identity else None
-        self.calls.append(seen)
-        body = (DOWNSTREAM_MARKER + json.dumps(seen, ensure_ascii=True)).encode()
-        start_response(
-            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        )
-        return [body]
-
-
-@dataclass
-class Rig:
-    """One gate with its stub QQ, downstream app and clock."""
-
-    gate: QQGate
-    qq: StubQQ
-    app: Downstream
-    clock: FakeClock
-
-    def call(self, request: Request) -> Response:
-        return call(self.gate, request)
-
-    def login(self, query: str = "next=%2Fafter", cookie: str | None = None) -> tuple[str, str]:
-        """Start a sign-in; return (state, pending-login cookie value)."""
-        response = self.call(blank("/_qqgate/login", query, cookie=cookie))
-        assert response.status_int == 302, response.status
-        state = parse_qs(urlsplit(response.location).query)["state"][0]
-        return state, set_cookie_value(response, "qqgate_state")
-
-    def session_for(self, identity_fields: dict[str, object] | None = None) -> str:
-        fields = {
-            "openid": OPENID,
-            "nickname": NICKNAME,
-            "avatar_url": AVATAR,
-            "unionid": "UID_STUB",
-            "signed_in_at": int(self.clock()),
-            **(identity_fields or {}),
-        }
-        return self.gate.sessions.codec.dumps(Identity(**fields))
-
-
-def make_rig(qq: StubQQ | None = None, **overrides: str) -> Rig:
-    clock = FakeClock()
-    qq = qq or StubQQ()
-    app = Downstream()
-    gate = QQGate(app, make_settings(**overrides), qq_client=qq, clock=clock)
-    return Rig(gate, qq, app, clock)
-
-
-def blank(
-    path: str = "/",
-    query: str = "",
-    *,
-    cookie: str | None = None,
-    headers: dict[str, str] | None = None,
-    environ: dict[str, object] | None = None,
-    method: str = "GET",
-) -> Request:
-    """A request as a server hands it to WSGI: ``path`` is PATH_INFO exactly as given (already
-    percent-decoded once, latin-1), ``query`` is QUERY_STRING exactly as given. Built by hand
-    because test clients fold a path starting with ``//`` into a host name."""
-    request = Request.blank("/", base_url=SITE)
-    env = request.environ
-    env.update(
-        REQUEST_METHOD=method,
-        PATH_INFO=path,
-        QUERY_STRING=query,
-        HTTP_HOST=HOST,
-        HTTP_ACCEPT=HTML_ACCEPT,
-        REMOTE_ADDR="192.0.2.7",
-    )
-    if cookie is not None:
-        env["HTTP_COOKIE"] = cookie
-    for name, value in (headers or {}).items():
-        env[environ_key(name)] = value
-    env.update(environ or {})
-    return request
-
-
-def environ_key(header: str) -> str:
-    """The environ key a server makes of a header name (wsgiref, and gunicorn's "dangerous" map)."""
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
-def call(app, request: Request) -> Response:
-    """The app's response; an exception escaping the app counts as the 500 a server would send."""
-    try:
-        return request.get_response(app)
-    except Exception as exc:  # the point: record it as a 5xx, with the reason, and go on
-        return Response(f"{type(exc).__name__}: {exc}", status=500, content_type="text/plain")
-
-
-def set_cookies(response: Response) -> dict[str, str]:
-    """Set-Cookie headers by cookie name."""
-    return {h.split("=", 1)[0]: h for h in response.headers.getall("Set-Cookie")}
-
-
-def set_cookie_value(response: Response, name: str) -> str:
-    return set_cookies(response)[name].split(";", 1)[0].split("=", 1)[1]
-
-
-def sets_session(response: Response) -> bool:
-    """Whether the response sets a non-empty session cookie."""
-    header = set_cookies(response).get("qqgate", "")
-    return bool(header) and not header.startswith("qqgate=;")
 
 
 # --- where a browser goes ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .support import Rig, blank, make_rig, sets_session
+from ..rig import Rig, blank, make_rig, sets_session
 
 XSS = "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
 XSS_TEXT = "<script>alert(1)</script>"
@@ -176,7 +176,7 @@ def test_pages_survive_any_accept_language(accept_language: str) -> None:
 )
 def test_forbidden_page_escapes_the_nickname(nickname: str) -> None:
     rig = make_rig(allowed_openids="F" * 32)
-    response = rig.call(blank("/admin", cookie=f"qqgate={rig.session_for({'nickname': nickname})}"))
+    response = rig.call(blank("/admin", cookie=f"qqgate={rig.session_for(nickname=nickname)}"))
     assert response.status_int == 403
     assert_no_injected_markup(response.text, nickname)
     assert rig.app.calls == []

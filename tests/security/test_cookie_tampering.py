@@ -15,8 +15,10 @@ from itsdangerous.encoding import base64_encode
 from qqgate.session import SESSION_SALT, STATE_SALT
 
 from ..conftest import OTHER_SECRET, SECRET, FakeClock
-from .conftest import GateProcess, echo_of
-from .support import OPENID, Rig, blank, get_head, make_rig, raw_http
+from ..live import LiveGate
+from ..rig import OPENID, Rig, blank, make_rig
+from .conftest import echo_of
+from .support import get_head, raw_http
 
 BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -188,8 +190,8 @@ def test_many_duplicates_are_bounded_work_and_never_an_error(rig: Rig, bad: int)
 
 
 def test_two_valid_sessions_never_mix_identities(rig: Rig) -> None:
-    first = rig.session_for({"openid": "A" * 32, "nickname": "first"})
-    second = rig.session_for({"openid": "B" * 32, "nickname": "second"})
+    first = rig.session_for(openid="A" * 32, nickname="first")
+    second = rig.session_for(openid="B" * 32, nickname="second")
     response, _ = visit(rig, f"qqgate={first}; qqgate={second}")
     (seen,) = rig.app.calls
     assert response.status_int == 200
@@ -241,7 +243,7 @@ RAW_COOKIES = [
 
 
 @pytest.mark.parametrize(("build", "allowed"), RAW_COOKIES)
-def test_raw_socket_cookies(strict_gate: GateProcess, process_session: str, build, allowed) -> None:
+def test_raw_socket_cookies(strict_gate: LiveGate, process_session: str, build, allowed) -> None:
     token = process_session.encode()
     response = raw_http(strict_gate.port, get_head(b"/headers.json", build(token)))
     assert 0 < response.status < 500, (response.status, response.text[:300])

@@ -15,17 +15,10 @@ import pytest
 
 from qqgate.session import Identity
 
-from .conftest import GateProcess, echo_of, upstream_echo_of
-from .support import (
-    IDENTITY_KEYS,
-    NICKNAME,
-    OPENID,
-    blank,
-    environ_key,
-    get_head,
-    make_rig,
-    raw_http,
-)
+from ..live import LiveGate
+from ..rig import NICKNAME, OPENID, blank, environ_key, make_rig
+from .conftest import echo_of, upstream_echo_of
+from .support import IDENTITY_KEYS, get_head, raw_http
 
 SPOOF = "SPOOFED"
 
@@ -192,7 +185,7 @@ GATES = [
 def test_raw_socket_spoofed_headers_never_reach_app(
     request, spoof, gate_name, target, public, signed_in
 ) -> None:
-    gate: GateProcess = request.getfixturevalue(gate_name)
+    gate: LiveGate = request.getfixturevalue(gate_name)
     cookie = b""
     if signed_in:
         cookie = b"Cookie: qqgate=" + request.getfixturevalue("process_session").encode() + b"\r\n"
@@ -217,7 +210,7 @@ def test_raw_socket_spoofed_headers_never_reach_app(
 @pytest.mark.parametrize("spoof", RAW_SPOOFS)
 def test_raw_socket_auth_route_never_echoes_a_spoof(request, spoof, signed_in) -> None:
     """nginx's auth_request sub-request: the identity headers it copies come from the gate only."""
-    gate: GateProcess = request.getfixturevalue("strict_gate")
+    gate: LiveGate = request.getfixturevalue("strict_gate")
     cookie = b""
     if signed_in:
         cookie = b"Cookie: qqgate=" + request.getfixturevalue("process_session").encode() + b"\r\n"

@@ -21,7 +21,8 @@ import pytest
 
 from qqgate.redirects import safe_next
 
-from .support import Rig, blank, corpus_params, make_rig, offsite, set_cookie_value
+from ..rig import Rig, blank, make_rig, set_cookie_value
+from .support import corpus_params, offsite
 
 CORPUS = corpus_params()
 SESSION = make_rig().session_for()  # valid on every rig: same secret, same clock
@@ -134,7 +135,7 @@ def test_safe_next_only_returns_same_site_paths(payload: str) -> None:
 )
 def test_same_site_next_survives_a_sign_in(rig: Rig, value: str, expected: str) -> None:
     """The corpus test would pass with a gate that always sends "/": prove that it does not."""
-    state, cookie = rig.login(f"next={quote(value, safe='')}")
+    state, cookie = rig.login(value)
     response = rig.call(
         blank(
             "/_qqgate/callback",

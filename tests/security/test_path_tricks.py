@@ -13,8 +13,10 @@ import pytest
 
 from qqgate.paths import PublicPaths
 
-from .conftest import GateProcess, echo_of, upstream_echo_of
-from .support import DOWNSTREAM_MARKER, blank, get_head, make_rig, raw_http
+from ..live import LiveGate
+from ..rig import DOWNSTREAM_MARKER, blank, make_rig
+from .conftest import echo_of, upstream_echo_of
+from .support import get_head, raw_http
 
 # (PATH_INFO as the app would receive it, QUERY_STRING)
 IN_PROCESS = [
@@ -152,7 +154,7 @@ RAW_TARGETS = [
 
 @pytest.mark.parametrize(("target", "extra"), RAW_TARGETS)
 def test_raw_socket_tricks_never_reach_app(
-    strict_gate: GateProcess, target: bytes, extra: bytes
+    strict_gate: LiveGate, target: bytes, extra: bytes
 ) -> None:
     response = raw_http(strict_gate.port, get_head(target, extra))
     assert 0 < response.status < 500, (response.status, response.text[:300])
@@ -162,7 +164,7 @@ def test_raw_socket_tricks_never_reach_app(
     assert echo_of(response.body) is None, "the sample app's echo answered"
 
 
-def test_raw_socket_control(strict_gate: GateProcess) -> None:
+def test_raw_socket_control(strict_gate: LiveGate) -> None:
     """Control: a public path does reach the sample app over the same socket helper."""
     response = raw_http(strict_gate.port, get_head(b"/healthz"))
     assert response.status == 200 and 'id="greeting"' in response.text
@@ -184,7 +186,7 @@ PROXY_ONLY = [
 
 @pytest.mark.parametrize(("target", "extra"), RAW_TARGETS + PROXY_ONLY)
 def test_proxy_mode_upstream_serves_anonymous_visitors_only_public_paths(
-    proxy_gate: GateProcess, target: bytes, extra: bytes
+    proxy_gate: LiveGate, target: bytes, extra: bytes
 ) -> None:
     response = raw_http(proxy_gate.port, get_head(target, extra))
     assert 0 < response.status < 500, (response.status, response.text[:300])

@@ -8,13 +8,11 @@ the identity the gate set, and every client gets its own answer.
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import pytest
 
-from qqgate.session import Identity, SessionCodec
-
 from ..edge import (
-    SECRET,
     Client,
     LaxUpstream,
     RecordingUpstream,
@@ -22,15 +20,12 @@ from ..edge import (
     request,
     serve_gate,
 )
+from ..live import signed_in
+from ..rig import NICKNAME
 from ..test_proxy import ScriptedUpstream
 
 ALICE, BOB, CAROL = "A" * 32, "B" * 32, "C" * 32
 EVIL = "E" * 32
-
-
-def cookie(openid: str) -> dict[str, str]:
-    token = SessionCodec([SECRET], 3600).dumps(Identity(openid, "x", "", None, int(time.time())))
-    return {"Cookie": f"qqgate={token}"}
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +116,12 @@ def test_connection_cannot_remove_the_forwarded_chunking(gate, seen, connection)
 )
 def test_connection_cannot_remove_what_the_gate_sets(gate, seen, named) -> None:
     client = Client(gate.port)
-    client.send(request("GET", "/private", {"Connection": named, **cookie(ALICE)}))
+    client.send(request("GET", "/private", {"Connection": named, **signed_in(ALICE)}))
     (answer,) = client.answers(1)
     assert answer.status == 200 and answer.json()["openid"] == ALICE
     (request_seen,) = seen
     assert request_seen.headers["x-qq-openid"] == ALICE
-    assert request_seen.headers["x-qq-nickname"] == "x"
+    assert request_seen.headers["x-qq-nickname"] == quote(NICKNAME, safe="")
     assert request_seen.headers["host"] == "gate.example"
     assert request_seen.headers["x-forwarded-for"] == "127.0.0.1"
     assert request_seen.headers["x-forwarded-proto"] == "http"
@@ -136,7 +131,7 @@ def test_connection_cannot_remove_what_the_gate_sets(gate, seen, named) -> None:
 def test_a_client_header_the_client_names_is_still_dropped(gate, seen) -> None:
     client = Client(gate.port)
     client.send(
-        request("GET", "/private", {"Connection": "X-Mine", "X-Mine": "1", **cookie(ALICE)})
+        request("GET", "/private", {"Connection": "X-Mine", "X-Mine": "1", **signed_in(ALICE)})
     )
     assert client.answers(1)[0].status == 200
     assert "x-mine" not in seen[0].headers
@@ -154,7 +149,7 @@ def test_no_answer_shift_between_users(gate, seen) -> None:
     assert attacker.answers(1)[0].json()["path"] == "/public/x"
     for openid in (BOB, CAROL):
         user = Client(gate.port)
-        user.send(request("GET", "/whoami", cookie(openid)))
+        user.send(request("GET", "/whoami", signed_in(openid)))
         (answer,) = user.answers(1)
         assert answer.json()["openid"] == openid and answer.json()["path"] == "/whoami"
     settle()
@@ -173,7 +168,7 @@ def test_no_request_captured_as_a_smuggled_body(gate, seen) -> None:
     send_smuggled(attacker, capture)
     assert attacker.answers(1)[0].status == 200
     victim = Client(gate.port)
-    victim.send(request("GET", "/inbox", cookie(BOB)))
+    victim.send(request("GET", "/inbox", signed_in(BOB)))
     (answer,) = victim.answers(1)
     assert answer.json()["openid"] == BOB and answer.json()["path"] == "/inbox"
     settle()
@@ -353,7 +348,7 @@ def test_unframeable_length_is_the_502_page(tmp_path, length) -> None:
 )
 def test_bad_chunked_body_from_the_client_is_a_400(gate, seen, body) -> None:
     client = Client(gate.port)
-    headers = {"Transfer-Encoding": "chunked", **cookie(ALICE)}
+    headers = {"Transfer-Encoding": "chunked", **signed_in(ALICE)}
     client.send(request("POST", "/upload", headers, body))
     (answer,) = client.answers(1)
     assert answer.status == 400
@@ -363,7 +358,7 @@ def test_bad_chunked_body_is_logged_as_the_clients_fault(tmp_path, recording) ->
     gate = serve_gate(tmp_path, recording.url)
     try:
         client = Client(gate.port)
-        headers = {"Transfer-Encoding": "chunked", **cookie(ALICE)}
+        headers = {"Transfer-Encoding": "chunked", **signed_in(ALICE)}
         client.send(request("POST", "/upload", headers, b"5\r\nhello\r\nzz\r\n"))
         assert client.answers(1)[0].status == 400
         client.close()
@@ -375,7 +370,7 @@ def test_bad_chunked_body_is_logged_as_the_clients_fault(tmp_path, recording) ->
 
 def test_body_shorter_than_its_length_is_a_400(gate, seen) -> None:
     client = Client(gate.port, timeout=10)
-    client.send(request("POST", "/upload", {"Content-Length": "100", **cookie(ALICE)}, b"short"))
+    client.send(request("POST", "/upload", {"Content-Length": "100", **signed_in(ALICE)}, b"short"))
     client.sock.shutdown(1)  # the client is done sending
     answers = client.answers(1)
     assert not answers or answers[0].status == 400

@@ -16,8 +16,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from .conftest import Provider, make_live_rig, serve_provider
-from .support import blank, call, set_cookies
+from ..live import Provider, serve_provider
+from ..rig import blank, call, make_rig, set_cookies
 
 # Characters that requests percent-encodes, so the key's encoded form is searched for too.
 HYGIENE_APP_KEY = "hygiene-Key+with/special=chars&more#and;semi"
@@ -33,7 +33,7 @@ class Recorder:
 
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
-        self.rig = make_live_rig(provider, app_key=HYGIENE_APP_KEY)
+        self.rig = make_rig(provider=provider, app_key=HYGIENE_APP_KEY)
         self.seen: list[str] = []  # response headers and bodies, minus Set-Cookie
         self.states: list[str] = []
         self.cookie_values: list[str] = []
@@ -57,7 +57,7 @@ class Recorder:
         self.observe(login, login=True)
         authorize = login.headers["Location"]
         assert HYGIENE_APP_KEY not in authorize and quote_plus(HYGIENE_APP_KEY) not in authorize
-        _, state, _ = self.rig.login()  # a second pending login, as another tab would
+        _, state, _ = self.rig.start_login()  # a second pending login, as another tab would
         self.states.append(state)
         code = self.rig.code_for(authorize)
         self.codes_tried.append(code)

@@ -23,8 +23,15 @@ from itsdangerous import URLSafeSerializer
 from qqgate.session import STATE_SALT, Identity, PendingLogin, SessionCodec, StateCodec
 
 from ..conftest import OTHER_SECRET, SECRET, FakeClock
-from .conftest import Provider, make_live_rig
-from .support import Rig, blank, call, make_rig, set_cookie_value, set_cookies, sets_session
+from ..live import Provider
+from ..rig import (
+    Rig,
+    blank,
+    make_rig,
+    set_cookie_value,
+    set_cookies,
+    sets_session,
+)
 
 
 @dataclass
@@ -40,38 +47,35 @@ class Attempt:
     clock: FakeClock
 
 
-def stub_attempt() -> Attempt:
-    rig: Rig = make_rig()
+def attempt_on(rig: Rig) -> Attempt:
+    """A started login on ``rig``, with codes counted where they arrive: the stub's record of
+    redeemed codes, or the provider's ``token`` counter."""
 
     def login(cookie: str | None = None) -> tuple[str, str, str]:
-        state, pending = rig.login(cookie=cookie and f"qqgate_state={cookie}")
-        return state, pending, rig.qq.issue_code()
+        authorize, state, pending = rig.start_login(cookie=cookie and f"qqgate_state={cookie}")
+        return state, pending, rig.code_for(authorize)
 
     def callback(query: str, cookie: str | None):
         header = None if cookie is None else f"qqgate_state={cookie}"
         return rig.call(blank("/_qqgate/callback", query, cookie=header))
 
+    def codes_sent() -> int:
+        if rig.provider is None:
+            return len(rig.qq.redeemed)
+        return rig.provider.calls().get("token", 0)
+
     state, cookie, code = login()
-    return Attempt(state, cookie, code, login, callback, lambda: len(rig.qq.redeemed), rig.clock)
+    if rig.provider is not None:
+        rig.provider.reset()
+    return Attempt(state, cookie, code, login, callback, codes_sent, rig.clock)
+
+
+def stub_attempt() -> Attempt:
+    return attempt_on(make_rig())
 
 
 def live_attempt(provider: Provider) -> Attempt:
-    clock = FakeClock(time.time())
-    rig = make_live_rig(provider, clock)
-
-    def login(cookie: str | None = None) -> tuple[str, str, str]:
-        authorize, state, pending = rig.login(cookie=cookie and f"qqgate_state={cookie}")
-        return state, pending, rig.code_for(authorize)
-
-    def callback(query: str, cookie: str | None):
-        header = None if cookie is None else f"qqgate_state={cookie}"
-        return call(rig.gate, blank("/_qqgate/callback", query, cookie=header))
-
-    state, cookie, code = login()
-    provider.reset()
-    return Attempt(
-        state, cookie, code, login, callback, lambda: provider.calls().get("token", 0), clock
-    )
+    return attempt_on(make_rig(provider=provider, clock=FakeClock(time.time())))
 
 
 @pytest.fixture(params=["stub", "fakeqq"])
