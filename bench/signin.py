@@ -142,7 +142,9 @@ def one_sign_in(gate: QQGate, fakeqq: FakeQQ, qq: InProcessQQ | StubQQ) -> float
 
 def build(stub: bool) -> tuple[QQGate, FakeQQ, InProcessQQ | StubQQ]:
     settings = apps.settings(qq_base_url=QQ_BASE, redirect_uri=REDIRECT_URI)
-    fakeqq = FakeQQ({settings.app_id: settings.app_key})
+    fakeqq = FakeQQ(
+        {settings.app_id: settings.app_key}, callbacks={settings.app_id: [REDIRECT_URI]}
+    )
     adapter = InProcessQQ(fakeqq)
     session = requests.Session()
     session.mount(QQ_BASE + "/", adapter)

@@ -22,6 +22,7 @@ from .config import Settings
 from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
+from .qqanswers import CONFIG, FIXES, NOT_APPROVED, RESTART, UNIONID
 from .redirects import request_target, safe_next
 from .session import (
     Identity,
@@ -32,10 +33,16 @@ from .wsgiutil import Environ, StartResponse
 
 log = logging.getLogger("qqgate")
 
+# The page for each QQ refusal (qqanswers.REMEDIES); the config errors also carry the review note,
+# since an app not yet approved fails the same way for everyone but its developer.
+_REFUSAL_MESSAGES = {
+    NOT_APPROVED: ["qq_not_approved.message"],
+    UNIONID: ["qq_unionid.message"],
+    CONFIG: ["qq_config.message", "qq_not_approved.note"],
+}
 MAX_CODE_LENGTH = 512
 MAX_STATE_LENGTH = 128
 # QQ errors that mean the app itself is not (yet) allowed to sign this user in.
-_APP_NOT_APPROVED = {100008, 100010, 100030, 100031}
 
 
 class SignInRoutes:
@@ -229,32 +236,31 @@ class SignInRoutes:
 
     def _qq_failed(self, environ: Environ, exc: QQError, next_url: str) -> Response:
         unavailable = isinstance(exc, QQUnavailable)
-        logs.event(
-            log,
-            logging.WARNING,
-            "sign-in failed",
-            reason="qq_unavailable" if unavailable else "qq_error",
-            endpoint=exc.endpoint or "-",
-            qq_code=exc.code if exc.code is not None else "-",
-            client=wsgiutil.client_address(environ),
-        )
+        remedy = None if unavailable else exc.remedy
+        fields: dict[str, object] = {
+            "reason": "qq_unavailable" if unavailable else f"qq_{remedy or 'error'}",
+            "endpoint": exc.endpoint or "-",
+            "qq_code": exc.code if exc.code is not None else "-",
+            "client": wsgiutil.client_address(environ),
+        }
+        if remedy in FIXES:
+            fields["fix"] = FIXES[remedy]
+        logs.event(log, logging.WARNING, "sign-in failed", **fields)
         # The visitor already chose QQ: "try again" goes straight back to it.
         retry = (self.url(environ, "/login", next_url), "action.try_again")
-        if unavailable:
-            status = 504 if isinstance(exc, QQUnavailable) and exc.timeout else 502
+        if isinstance(exc, QQUnavailable):
+            status = 504 if exc.timeout else 502
             return self.pages.error(
                 environ, status, "qq_unavailable.title", ["qq_unavailable.message"], action=retry
             )
         details = [("detail.qq_error_code", str(exc.code))] if exc.code is not None else []
-        if exc.restart_login:
+        if remedy == RESTART:
             restart = (retry[0], "action.start_again")
             keys = ["qq_restart.message"]
             return self.pages.error(
                 environ, 400, "qq_restart.title", keys, action=restart, details=details
             )
-        keys = ["qq_refused.message"]
-        if exc.code in _APP_NOT_APPROVED:
-            keys.append("qq_not_approved.note")
+        keys = _REFUSAL_MESSAGES.get(remedy or "", ["qq_refused.message"])
         return self.pages.error(
             environ, 502, "qq_refused.title", keys, action=retry, details=details
         )

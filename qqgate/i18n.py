@@ -72,15 +72,35 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # QQ answered, but not with a sign-in
     "qq_restart.title": ("请重新登录", "Please start again"),
     "qq_restart.message": (
-        "授权码已失效或已被使用，请重新登录。",
-        "The authorization code has expired or was used. Please start again.",
+        "授权码已失效或已被使用，或者您已取消了对本站的授权。请重新登录。",
+        "The authorization code has expired or was used, or you withdrew this site's "
+        "permission. Please start again.",
     ),
     "qq_refused.title": ("QQ登录失败", "QQ sign-in failed"),
     "qq_refused.message": ("QQ拒绝了这次登录。", "QQ refused this sign-in."),
+    "qq_not_approved.message": (
+        "QQ拒绝了这次登录：本站的应用尚未通过QQ互联审核，目前只有开发者本人的QQ账号可以登录。",
+        "QQ refused this sign-in: this site's app has not yet passed QQ Connect review, so only "
+        "the developer's own QQ account can sign in for now.",
+    ),
+    "qq_unionid.message": (
+        "QQ拒绝了这次登录：本站请求了UnionID，但应用没有UnionID权限。管理员可在QQ互联申请该权限，"
+        "或在 gate.ini 中设置 unionid = false。",
+        "QQ refused this sign-in: this site asks for the UnionID, which QQ has not granted to its "
+        "app. The site's operator can apply for it at QQ Connect, or set unionid = false in "
+        "gate.ini.",
+    ),
     "qq_not_approved.note": (
         "如果本站的应用尚未通过QQ互联审核，只有开发者本人的QQ账号可以登录。",
         "If this site's app has not yet passed QQ Connect review, only the developer's own QQ "
         "account can sign in.",
+    ),
+    "qq_config.message": (
+        "QQ拒绝了这次登录：本站的QQ登录配置有误。管理员请检查 gate.ini 的 app_id、app_key 和 "
+        "redirect_uri 是否与QQ互联登记的一致（回调地址必须完全相同）。",
+        "QQ refused this sign-in: this site's QQ login is misconfigured. The site's operator "
+        "should check that app_id, app_key and redirect_uri in gate.ini match the app registered "
+        "at QQ Connect (the callback address exactly).",
     ),
     # something did not answer (502/504)
     "qq_unavailable.title": ("QQ登录暂不可用", "QQ sign-in unavailable"),

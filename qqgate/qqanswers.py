@@ -15,6 +15,7 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CODE_MESSAGES: dict[int, str] = {
     1002: "the user is not signed in",
+    21006: "the callback address is invalid",
     100000: "response_type is missing or invalid",
     100001: "client_id is missing",
     100002: "client_secret is missing",
@@ -28,7 +29,8 @@ CODE_MESSAGES: dict[int, str] = {
     100016: "the access token check failed",
     100019: "the authorization code could not be exchanged for a token",
     100020: "the authorization code was already used",
-    100030: "the user did not authorize this API",
+    100011: "the app is not online (not approved)",
+    100030: "the user did not authorize this API (permission withdrawn)",
     100031: "the app has no permission for this API",
     100048: "unionid is not enabled for this app",
     100049: "unionid is not enabled for this app",
@@ -36,11 +38,31 @@ CODE_MESSAGES: dict[int, str] = {
     100067: "the authorization code has expired",
     100068: "the authorization code is invalid",
     110405: "QQ is throttling logins",
+    110406: "the app is not approved for login",
+    110407: "the app is not approved for login",
 }
 
-# Codes that mean the authorization code itself is spent or wrong: retrying the token call cannot
-# help, only a fresh login can.
-RESTART_LOGIN_CODES = frozenset({100005, 100019, 100020, 100067, 100068})
+# What each error code asks of whom. "restart": the code is spent or wrong, or the user withdrew
+# the app's permission (100030): only a fresh login helps, never a retried token call.
+# "not_approved": QQ has not put the app online (only the developer's account can sign in).
+# "unionid": the app asks for unionid without QQ's permission. "config": app id, key or callback
+# do not match what is registered at QQ Connect. Anything else: QQ refused, try again later.
+RESTART, NOT_APPROVED, UNIONID, CONFIG = "restart", "not_approved", "unionid", "config"
+REMEDIES: dict[int, str] = {
+    **dict.fromkeys((100005, 100019, 100020, 100030, 100067, 100068), RESTART),
+    **dict.fromkeys((100011, 100031, 110406, 110407), NOT_APPROVED),
+    **dict.fromkeys((100048, 100049), UNIONID),
+    **dict.fromkeys((21006, 100008, 100009, 100010), CONFIG),
+}
+RESTART_LOGIN_CODES = frozenset(code for code, remedy in REMEDIES.items() if remedy == RESTART)
+# What the operator should do, in the log line of a failed sign-in.
+FIXES = {
+    NOT_APPROVED: "the app is not approved (online) at QQ Connect: until it is, only the "
+    "developer's own QQ account can sign in",
+    UNIONID: "the app has no unionid permission: apply for it at QQ Connect or set unionid = false",
+    CONFIG: "app_id, app_key and redirect_uri must match the app registered at QQ Connect "
+    "(the callback exactly)",
+}
 
 
 class QQError(Exception):
@@ -59,6 +81,11 @@ class QQError(Exception):
     @property
     def restart_login(self) -> bool:
         return self.code in RESTART_LOGIN_CODES
+
+    @property
+    def remedy(self) -> str | None:
+        """Who must do what (``RESTART``, ``NOT_APPROVED``, ``UNIONID``, ``CONFIG``), if known."""
+        return REMEDIES.get(self.code) if self.code is not None else None
 
 
 class QQUnavailable(QQError):

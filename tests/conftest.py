@@ -83,3 +83,13 @@ def provider():
     from .live import serve_provider
 
     yield from serve_provider()
+
+
+@pytest.fixture
+def clean_provider(provider):
+    """The shared provider with no faults and zeroed counters, reset again afterwards."""
+    provider.fake.reset()
+    try:
+        yield provider
+    finally:
+        provider.fake.reset()

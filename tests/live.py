@@ -77,9 +77,10 @@ def _consent_form(authorize_url: str) -> dict[str, str]:
     return {name: query.get(name, "") for name in ("client_id", "redirect_uri", "state", "scope")}
 
 
-def serve_provider(app_key: str = APP_KEY) -> Iterator[Provider]:
-    """The development provider for ``APP_ID`` with ``app_key``, until the generator is closed."""
-    fake = FakeQQ({APP_ID: app_key})
+def serve_provider(app_key: str = APP_KEY, *, unionid: bool = True) -> Iterator[Provider]:
+    """The development provider for ``APP_ID`` with ``app_key`` (granted unionid unless told
+    otherwise), until the generator is closed. Gates register their callbacks with it."""
+    fake = FakeQQ({APP_ID: app_key}, unionid_apps=[APP_ID] if unionid else [])
     fake.hang_seconds = 5.0  # a forgotten release() must not pin a server thread for long
     with LoopbackServer(fake) as server:
         try:
@@ -170,6 +171,7 @@ def start_gate(
 ) -> LiveGate:
     """``app`` under gunicorn on a free port, configured by ``settings`` (gate.ini keys)."""
     port = free_port()
+    provider.fake.register(APP_ID, f"http://127.0.0.1:{port}/_qqgate/callback")
     server = Gunicorn(
         app,
         {**gate_env(port, provider.port, **settings), **(env or {})},

@@ -258,6 +258,7 @@ def make_rig(
     clock = clock or FakeClock()
     app = Downstream()
     if provider is not None:
+        provider.fake.register(APP_ID, f"{SITE}/_qqgate/callback")
         settings = make_settings(
             qq_base_url=provider.url,
             timeout="1",

@@ -124,13 +124,8 @@ def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider
     gates = []
     try:
         for port in (first_port, second_port):
-            config = write_gate_ini(tmp_path, port, upstream.url)
-            text = (
-                config.read_text()
-                .replace("app_key = proxy-test-app-key\n", "")
-                .replace("qq_base_url = http://127.0.0.1:9\n", "")
-            )
-            config.write_text(text + "".join(f"{k} = {v}\n" for k, v in common.items()))
+            config = write_gate_ini(tmp_path, port, upstream.url, **common)
+            provider.fake.register(APP_ID, f"http://127.0.0.1:{port}/_qqgate/callback")
             gates.append(
                 Gunicorn(
                     "qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=port
@@ -193,13 +188,9 @@ def nginx_binary() -> str:
 def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None:
     listen, gate_port = free_port(), free_port()
     upstream = start_upstream()
-    config = write_gate_ini(tmp_path, listen, None)
-    text = config.read_text().replace("app_key = proxy-test-app-key\n", f"app_key = {APP_KEY}\n")
-    config.write_text(
-        text.replace(
-            "qq_base_url = http://127.0.0.1:9", f"qq_base_url = http://localhost:{provider.port}"
-        )
-    )
+    qq_base_url = f"http://localhost:{provider.port}"
+    config = write_gate_ini(tmp_path, listen, None, app_key=APP_KEY, qq_base_url=qq_base_url)
+    provider.fake.register(APP_ID, f"http://127.0.0.1:{listen}/_qqgate/callback")
     gate = Gunicorn(
         "qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=gate_port
     ).start()

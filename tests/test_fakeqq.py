@@ -19,6 +19,8 @@ from qqgate.dev.fakeqq import DEFAULT_USERS, FakeQQ, TestUser, create_app, openi
 APP, KEY = "101000001", "key-one"
 APP2, KEY2 = "102000002", "key-two"
 CALLBACK = "https://app.example/_qqgate/callback"
+# What the two apps registered at "QQ Connect": callbacks are matched exactly.
+REGISTERED = {APP: [CALLBACK, CALLBACK + "?next=%2Fx"], APP2: [CALLBACK]}
 JSONP = re.compile(r"^callback\(\s*(\{.*\})\s*\);?\s*$", re.DOTALL)
 
 
@@ -37,7 +39,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def fake(clock: Clock) -> FakeQQ:
-    return FakeQQ({APP: KEY, APP2: KEY2}, clock=clock)
+    return FakeQQ({APP: KEY, APP2: KEY2}, clock=clock, callbacks=REGISTERED, unionid_apps=[APP])
 
 
 @pytest.fixture
@@ -195,13 +197,13 @@ def test_token_success_url_encoded(app: webtest.TestApp) -> None:
     assert resp.content_type in ("text/html", "text/plain")
     answer = parse_qs(resp.text, strict_parsing=True)
     assert answer.keys() == {"access_token", "expires_in", "refresh_token"}
-    assert answer["expires_in"] == ["7776000"]
+    assert answer["expires_in"] == ["5184000"]  # 60 days, as a string (current docs)
 
 
 def test_token_success_json(app: webtest.TestApp) -> None:
     code = approve(app)["code"]
     answer = json.loads(app.get("/oauth2.0/token", token_params(code, fmt="json")).text)
-    assert answer["expires_in"] == 7776000
+    assert answer["expires_in"] == "5184000"  # a string in JSON too, as QQ sends it
     assert answer["access_token"] != answer["refresh_token"]
 
 
@@ -426,7 +428,9 @@ FAULT_CASES = [
 @pytest.mark.parametrize("how", ["constructor", "set_fault", "control-url"])
 def test_faults(clock: Clock, endpoint: str, fault: str, check, how: str) -> None:
     faults = {endpoint: fault} if how == "constructor" else None
-    fake = FakeQQ({APP: KEY, APP2: KEY2}, clock=clock, faults=faults)
+    fake = FakeQQ(
+        {APP: KEY, APP2: KEY2}, clock=clock, faults=faults, callbacks=REGISTERED, unionid_apps=[APP]
+    )
     app = webtest.TestApp(fake)
     code = approve(app, "alice")["code"]
     token = login(app, "alice") if endpoint != "token" else ""
@@ -542,7 +546,7 @@ def test_counter_is_thread_safe(fake: FakeQQ, app: webtest.TestApp) -> None:
 def test_latency_applies_to_api_only(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
     monkeypatch.setattr(fakeqq.time, "sleep", sleeps.append)
-    app = webtest.TestApp(FakeQQ({APP: KEY}, latency=(0.01, 0.2)))
+    app = webtest.TestApp(FakeQQ({APP: KEY}, latency=(0.01, 0.2), callbacks=REGISTERED))
     app.get("/oauth2.0/authorize", authorize_params())
     assert sleeps == []
     app.get("/oauth2.0/me")
@@ -657,7 +661,7 @@ PATHS = ["/oauth2.0/authorize", "/oauth2.0/token", "/oauth2.0/me", "/user/get_us
 @settings(max_examples=200, deadline=None)
 @given(path=st.sampled_from(PATHS), raw=st.binary(max_size=80), post=st.booleans())
 def test_arbitrary_parameters_never_crash(path: str, raw: bytes, post: bool) -> None:
-    app = webtest.TestApp(FakeQQ({APP: KEY}))
+    app = webtest.TestApp(FakeQQ({APP: KEY}, callbacks=REGISTERED))
     query = quote_from_bytes(raw, safe="=&")
     if post:
         resp = app.post(
@@ -666,3 +670,69 @@ def test_arbitrary_parameters_never_crash(path: str, raw: bytes, post: bool) -> 
     else:
         resp = app.get(f"{path}?{query}", expect_errors=True)
     assert resp.status_int < 500
+
+
+# -- as strict as QQ: registered callbacks, unionid permission ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        pytest.param("https://app.example/_qqgate/callback/", id="trailing-slash"),
+        pytest.param("http://app.example/_qqgate/callback", id="http-not-https"),
+        pytest.param("https://app.example:8443/_qqgate/callback", id="other-port"),
+        pytest.param("https://APP.example/_qqgate/callback", id="host-case"),
+        pytest.param("https://evil.example/_qqgate/callback", id="other-host"),
+        pytest.param("https://app.example/_qqgate/callback?x=1", id="extra-query"),
+        pytest.param("https://app.example/app/_qqgate/callback", id="other-path"),
+    ],
+)
+def test_a_callback_not_registered_exactly_is_illegal(
+    app: webtest.TestApp, redirect_uri: str
+) -> None:
+    """QQ checks redirect_uri against the app's registered callback, so must development: a
+    mismatch stops on the provider's page, never reaching the callback, on GET and on POST."""
+    page = app.get("/oauth2.0/authorize", authorize_params(redirect_uri=redirect_uri))
+    assert page.html.find(id="error-code").get_text() == "100010"
+    assert page.html.find("form") is None
+    assert CALLBACK in page.html.find(id="hint").get_text(), "say what is registered"
+    form = {"client_id": APP, "redirect_uri": redirect_uri, "state": "s", "user": "alice"}
+    post = app.post("/oauth2.0/authorize", form)
+    assert post.status_int == 200 and "100010" in post.text and "Location" not in post.headers
+
+
+def test_an_app_without_callbacks_cannot_sign_in() -> None:
+    page = webtest.TestApp(FakeQQ({APP: KEY})).get("/oauth2.0/authorize", authorize_params())
+    assert page.html.find(id="error-code").get_text() == "100010"
+    assert "registered: none" in page.html.find(id="hint").get_text()
+
+
+def test_callbacks_can_be_registered_later() -> None:
+    fake = FakeQQ({APP: KEY})
+    fake.register(APP, CALLBACK)
+    assert approve(webtest.TestApp(fake))["code"]
+
+
+@pytest.mark.parametrize("fmt", [{}, {"fmt": "json"}], ids=["jsonp", "json"])
+def test_unionid_needs_the_permission(app: webtest.TestApp, fmt: dict) -> None:
+    """APP2 was not granted unionid: QQ fails /me?unionid=1 with 100048 (without unionid=1 the
+    same token works)."""
+    token = login(app, client_id=APP2)
+    resp = app.get("/oauth2.0/me", {"access_token": token, "unionid": "1", **fmt})
+    answer = json.loads(resp.text) if fmt else parse_jsonp(resp.text)
+    assert answer == {"error": 100048, "error_description": "companyid not set"}
+    plain = parse_jsonp(app.get("/oauth2.0/me", {"access_token": token}).text)
+    assert plain["client_id"] == APP2 and "unionid" not in plain
+
+
+def test_create_app_reads_callbacks_and_unionid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKEQQ_APP_ID", APP)
+    monkeypatch.setenv("FAKEQQ_APP_KEY", KEY)
+    monkeypatch.setenv("FAKEQQ_REDIRECT_URI", f"{CALLBACK} https://b.example/cb")
+    monkeypatch.setenv("FAKEQQ_UNIONID", "true")
+    fake = create_app()
+    assert fake.callbacks == {APP: {CALLBACK, "https://b.example/cb"}}
+    assert fake.unionid_apps == {APP}
+    monkeypatch.setenv("FAKEQQ_UNIONID", "maybe")
+    with pytest.raises(ValueError, match="FAKEQQ_UNIONID"):
+        create_app()

@@ -28,26 +28,30 @@ CLIENTS = 50
 SIGN_INS = 300
 
 
-def _provider(**env: str) -> Gunicorn:
-    base = {
+def _provider_and_gate(provider_env: dict[str, str] | None = None, **settings: str):
+    """The development provider (in its own process, registered for the gate's callback) and the
+    sample app behind a gate with two workers."""
+    port = free_port()
+    env = {
         "FAKEQQ_APP_ID": APP_ID,
         "FAKEQQ_APP_KEY": APP_KEY,
         "FAKEQQ_EXTRA_USERS": str(CLIENTS),
+        "FAKEQQ_REDIRECT_URI": f"http://127.0.0.1:{port}/_qqgate/callback",
+        **(provider_env or {}),
     }
-    return Gunicorn(
-        "qqgate.dev.fakeqq:create_app()", {**base, **env}, workers=1, threads=32
-    ).start()
-
-
-def _gate(provider: Gunicorn, **settings: str) -> Gunicorn:
-    port = free_port()
-    return Gunicorn(
-        "qqgate.dev.sample:gated_sample()",
-        gate_env(port, provider.port, **settings),
-        port=port,
-        workers=2,
-        threads=8,
-    ).start()
+    provider = Gunicorn("qqgate.dev.fakeqq:create_app()", env, workers=1, threads=32).start()
+    try:
+        gate = Gunicorn(
+            "qqgate.dev.sample:gated_sample()",
+            gate_env(port, provider.port, **settings),
+            port=port,
+            workers=2,
+            threads=8,
+        ).start()
+    except Exception:
+        provider.stop()
+        raise
+    return provider, gate
 
 
 # What a slow machine may cause (QQ too slow for the gate's timeout, a connection dropped) and a
@@ -100,8 +104,7 @@ def test_concurrent_sign_ins_never_mix_up_users() -> None:
     """Fifty browsers sign in six times each at once, through a provider with 0-200 ms latency.
     A slow machine may make a step fail with 502/504; the browser then starts that sign-in again,
     as a person would. Every sign-in must end as the user who started it, and nothing may 500."""
-    provider = _provider(FAKEQQ_LATENCY_MS="0-200")
-    gate = _gate(provider, timeout="10")
+    provider, gate = _provider_and_gate({"FAKEQQ_LATENCY_MS": "0-200"}, timeout="10")
     tally = Tally()
 
     def client(index: int) -> requests.Session:
@@ -159,8 +162,7 @@ def test_concurrent_sign_ins_never_mix_up_users() -> None:
 
 
 def test_signed_in_traffic_needs_no_qq() -> None:
-    provider = _provider()
-    gate = _gate(provider)
+    provider, gate = _provider_and_gate()
     try:
         browser = requests.Session()
         consent = browser.get(f"{gate.url}/headers.json", headers=HTML, timeout=10)

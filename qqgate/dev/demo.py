@@ -37,14 +37,20 @@ def build_demo(port: int, provider_port: int, **overrides: str) -> tuple[QQGate,
     ``overrides`` are further settings for the gate, e.g. ``sign_in_page="true"``.
     """
     app_key = secrets.token_hex(16)
-    provider = FakeQQ({DEMO_APP_ID: app_key})
+    redirect_uri = f"http://127.0.0.1:{port}/_qqgate/callback"
+    # Registered with the provider as at QQ Connect; the demo app may also ask for unionid.
+    provider = FakeQQ(
+        {DEMO_APP_ID: app_key},
+        callbacks={DEMO_APP_ID: [redirect_uri]},
+        unionid_apps=[DEMO_APP_ID],
+    )
     # Built from a mapping, not load_settings(): QQGATE_* variables meant for a real gate stay out.
     settings = settings_from_mapping(
         {
             "app_id": DEMO_APP_ID,
             "app_key": app_key,
             "secret_key": secrets.token_urlsafe(48),
-            "redirect_uri": f"http://127.0.0.1:{port}/_qqgate/callback",
+            "redirect_uri": redirect_uri,
             "qq_base_url": f"http://localhost:{provider_port}",
             "cookie_secure": "false",  # plain http on loopback, for the demo only
             "public_paths": "/healthz",

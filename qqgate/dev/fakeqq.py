@@ -38,6 +38,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from webob import Request, Response
 from webob.exc import HTTPFound
 
+from .fakeqq_env import options_from_env
 from .fakeqq_pages import (
     _avatar,
     _body_response,
@@ -50,14 +51,7 @@ from .fakeqq_pages import (
     _qq_error,
     _text,
 )
-from .fakeqq_users import (
-    DEFAULT_USERS,
-    TestUser,
-    numbered_users,
-    openid_for,
-    profile_of,
-    unionid_for,
-)
+from .fakeqq_users import DEFAULT_USERS, TestUser, openid_for, profile_of, unionid_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -65,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_USERS", "FakeQQ", "TestUser", "create_app", "openid_for", "unionid_for"]
 
 CODE_LIFETIME = 600.0  # QQ: "the code lives 10 minutes"
-TOKEN_LIFETIME = 7_776_000  # 90 days, what QQ sends as expires_in
+TOKEN_LIFETIME = 5_184_000  # 60 days, what QQ's current docs say (sent as a string)
 MAX_ENTRIES = 100_000  # per store; a load test must not grow memory without bound
 OTHER_CLIENT_ID = "100000999"  # the app a token "belongs to" under the other_client fault
 API_PATHS = {"/oauth2.0/token": "token", "/oauth2.0/me": "me", "/user/get_user_info": "user_info"}
@@ -106,12 +100,18 @@ class FakeQQ:
         clock: Callable[[], float] = time.time,
         latency: tuple[float, float] = (0.0, 0.0),
         faults: Mapping[str, str] | None = None,
+        callbacks: Mapping[str, Iterable[str]] | None = None,
+        unionid_apps: Iterable[str] = (),
     ) -> None:
         if not apps:
             raise ValueError("FakeQQ needs at least one app")
         if not 0 <= latency[0] <= latency[1]:
             raise ValueError(f"latency must be (min, max) with 0 <= min <= max, not {latency}")
         self.apps = dict(apps)
+        # As at QQ Connect: each app's registered callbacks (matched exactly), and which apps were
+        # granted unionid.
+        self.callbacks = {app: set((callbacks or {}).get(app, ())) for app in self.apps}
+        self.unionid_apps = set(unionid_apps)
         self.users = {user.key: user for user in users}
         self.clock = clock
         self.latency = latency
@@ -131,6 +131,11 @@ class FakeQQ:
         except UnicodeDecodeError:
             resp = _text(400, "Bad Request: parameters must be UTF-8")
         return resp(environ, start_response)
+
+    def register(self, app_id: str, redirect_uri: str) -> None:
+        """Register one more callback for ``app_id``, as in QQ Connect's app settings."""
+        with self._lock:
+            self.callbacks.setdefault(app_id, set()).add(redirect_uri)
 
     # -- fault switch -------------------------------------------------------------------------
 
@@ -231,7 +236,19 @@ class FakeQQ:
         redirect = urlsplit(params.get("redirect_uri", ""))
         if redirect.scheme not in ("http", "https") or not redirect.netloc:
             return 100010
+        with self._lock:
+            if params.get("redirect_uri") not in self.callbacks.get(client_id, ()):
+                return 100010
         return None
+
+    def _error_page(self, error: int, params: Mapping[str, str]) -> Response:
+        """QQ's error page; for a callback mismatch, also what is registered (QQ does not say)."""
+        hint = ""
+        if error == 100010:
+            with self._lock:
+                registered = sorted(self.callbacks.get(params.get("client_id", ""), ()))
+            hint = f"registered: {', '.join(registered) or 'none'}"
+        return _html(_error_body(error, hint=hint), "QQ登录 - 错误 / Error")
 
     def _authorize_page(self, req: Request) -> Response:
         params = _fields(req.GET)
@@ -239,14 +256,14 @@ class FakeQQ:
         if error is None and params.get("response_type") != "code":
             error = 100000
         if error is not None:
-            return _html(_error_body(error), "QQ登录 - 错误 / Error")
+            return self._error_page(error, params)
         return _html(_consent_body(params, self.users.values()), "QQ登录 (development provider)")
 
     def _authorize_post(self, req: Request) -> Response:
         form = _fields(req.POST)
         error = self._authorize_error(form)
         if error is not None:
-            return _html(_error_body(error), "QQ登录 - 错误 / Error")
+            return self._error_page(error, form)
         redirect_uri, state = form["redirect_uri"], form.get("state", "")
         if "cancel" in form:
             return HTTPFound(location=_add_query(redirect_uri, usercancel="1", state=state))
@@ -271,7 +288,7 @@ class FakeQQ:
         answer = {"access_token": result, "expires_in": str(TOKEN_LIFETIME)}
         answer["refresh_token"] = secrets.token_hex(16).upper()
         if params.get("fmt") == "json":
-            return _json_response({**answer, "expires_in": TOKEN_LIFETIME})
+            return _json_response(answer)
         return _body_response(urlencode(answer))
 
     def _client_error(self, params: Mapping[str, str]) -> int | None:
@@ -321,6 +338,8 @@ class FakeQQ:
         app_id = OTHER_CLIENT_ID if self.faults.get("me") == "other_client" else grant.app_id
         answer = {"client_id": app_id, "openid": openid_for(app_id, grant.user_key)}
         if req.params.get("unionid") == "1":
+            if grant.app_id not in self.unionid_apps:
+                return _qq_error(req, 100048)  # QQ: "companyid not set"
             answer["unionid"] = unionid_for(grant.user_key)
         return _qq_answer(req, answer)
 
@@ -355,43 +374,7 @@ def _add_query(url: str, **params: str) -> str:
 # -- gunicorn factory -------------------------------------------------------------------------
 
 
-def _parse_latency(value: str) -> tuple[float, float]:
-    """``"0-200"`` milliseconds -> ``(0.0, 0.2)`` seconds; ``"50"`` means exactly 50 ms."""
-    low, _, high = value.strip().partition("-")
-    try:
-        bounds = (float(low or 0) / 1000, float(high or low or 0) / 1000)
-    except ValueError:
-        raise ValueError(f"FAKEQQ_LATENCY_MS must look like '0-200', not {value!r}") from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"FAKEQQ_LATENCY_MS must be 'min-max' with min <= max, not {value!r}")
-    return bounds
-
-
-def _parse_faults(value: str) -> dict[str, str]:
-    """``"token=http500,me=other_client"`` -> ``{"token": "http500", "me": "other_client"}``."""
-    faults = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        endpoint, sep, fault = item.partition("=")
-        if not sep:
-            raise ValueError(f"FAKEQQ_FAULTS items must be endpoint=fault, not {item!r}")
-        faults[endpoint.strip()] = fault.strip()
-    return faults
-
-
 def create_app() -> FakeQQ:
-    """Build a FakeQQ from FAKEQQ_* environment variables.
-
-    For ``gunicorn 'qqgate.dev.fakeqq:create_app()'``: FAKEQQ_APP_ID, FAKEQQ_APP_KEY,
-    FAKEQQ_LATENCY_MS (``"0-200"``), FAKEQQ_EXTRA_USERS (a count) and FAKEQQ_FAULTS
-    (``"token=http500,me=other_client"``).
-    """
-    env = os.environ
-    app_id = env.get("FAKEQQ_APP_ID", "101000001")
-    app_key = env.get("FAKEQQ_APP_KEY", "fake-app-key-0123456789abcdef")
-    extra_users = numbered_users(int(env.get("FAKEQQ_EXTRA_USERS", "0")))
-    return FakeQQ(
-        {app_id: app_key},
-        users=DEFAULT_USERS + extra_users,
-        latency=_parse_latency(env.get("FAKEQQ_LATENCY_MS", "0")),
-        faults=_parse_faults(env.get("FAKEQQ_FAULTS", "")),
-    )
+    """Build a FakeQQ from FAKEQQ_* environment variables (``qqgate.dev.fakeqq_env`` lists them),
+    for ``gunicorn 'qqgate.dev.fakeqq:create_app()'``."""
+    return FakeQQ(**options_from_env(os.environ))

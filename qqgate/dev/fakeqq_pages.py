@@ -27,6 +27,7 @@ ERRORS = {
     100016: "access token check failed",
     100019: "code to access token error",
     100020: "code is reused error",
+    100048: "companyid not set",
     100067: "code is expired",
 }
 
@@ -116,13 +117,14 @@ def _html(body: str, title: str, status: int = 200) -> Response:
     return resp
 
 
-def _error_body(code: int | None, message: str = "") -> str:
+def _error_body(code: int | None, message: str = "", *, hint: str = "") -> str:
     if code is None:
         return f"<h1>{_e(message)}</h1>"
+    note = f'\n<p class="note" id="hint">development provider: {_e(hint)}</p>' if hint else ""
     return (
         "<h1>很抱歉，出现错误 / Sorry, something went wrong</h1>\n"
         f'<p>error: <code id="error-code">{code}</code></p>\n'
-        f"<p>error_description: {_e(ERRORS[code])}({code})</p>"
+        f"<p>error_description: {_e(ERRORS[code])}({code})</p>{note}"
     )
 
 

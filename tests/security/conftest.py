@@ -12,16 +12,6 @@ from ..live import LiveGate, Provider, start_gate
 from ..servers import Gunicorn, free_port
 
 
-@pytest.fixture
-def clean_provider(provider: Provider) -> Iterator[Provider]:
-    """The shared provider with no faults and zeroed counters, reset again afterwards."""
-    provider.fake.reset()
-    try:
-        yield provider
-    finally:
-        provider.fake.reset()
-
-
 def _serve(
     provider: Provider, public_paths: str, *, extra: tuple[str, ...] = ()
 ) -> Iterator[LiveGate]:
