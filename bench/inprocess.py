@@ -17,6 +17,11 @@ The cases run interleaved, round robin, in batches of about 20 ms each; every fi
 over the rounds, so drift (CPU frequency, a noisy neighbour) hits all cases alike.
 
     python -m bench.inprocess [--seconds 25]
+
+``--section users`` measures instead how the signed-in request's cost grows with the number of
+active users (1 to 100,000, round robin and a skewed mix): ``bench/users.py``.
+
+    python -m bench.inprocess --section users [--seconds 60] [--users 1,100,10000,20000,100000]
 """
 
 from __future__ import annotations
@@ -231,9 +236,20 @@ def _verdict(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=25.0, help="time budget (default 25)")
+    parser.add_argument("--section", choices=("cases", "users"), default="cases")
+    parser.add_argument(
+        "--seconds", type=float, help="time budget (default 25; 60 for --section users)"
+    )
+    parser.add_argument("--users", help="comma-separated numbers of active users (--section users)")
     args = parser.parse_args(argv)
-    return 0 if report(measure(args.seconds)) else 1
+    if args.section == "users":
+        from bench import users  # imports this module: only when asked for
+
+        counts = tuple(int(n) for n in args.users.split(",")) if args.users else users.USERS
+        result = users.measure(60.0 if args.seconds is None else args.seconds, counts)
+        return 0 if users.report(result) else 1
+    seconds = 25.0 if args.seconds is None else args.seconds
+    return 0 if report(measure(seconds)) else 1
 
 
 if __name__ == "__main__":

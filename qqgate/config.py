@@ -67,6 +67,8 @@ class Settings:
     scope: str = setting("get_user_info", values.text)
     timeout: float = setting(5.0, values.seconds_up_to(120))
     session_max_age: int = setting(7 * 86400, values.duration)
+    # MiB per worker for verified session tokens (qqgate.tokencache: ~1.4 KiB a user); 0: no cache
+    token_cache_mib: int = setting(192, values.count(0, 65536))
     cookie_name: str = setting("qqgate", values.text)
     cookie_secure: bool = setting(True, values.boolean)
     cookie_samesite: str = setting("lax", values.choice("lax", "strict", "none"))

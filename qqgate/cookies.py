@@ -9,8 +9,6 @@ of our name are returned (a client may send several cookies with the same name).
 from __future__ import annotations
 
 MAX_VALUES = 4
-MEMO_SIZE = 512  # Cookie headers a CookieReader remembers (with the cap below, ~2 MiB at most)
-MEMO_MAX_HEADER = 2048
 
 
 def cookie_values(header: str, name: str) -> list[str]:
@@ -30,51 +28,48 @@ def cookie_values(header: str, name: str) -> list[str]:
 class CookieReader:
     """Reads the cookie ``name`` out of Cookie headers, the first value fast.
 
-    A browser sends the same Cookie header request after request, so ``first`` remembers its
-    answer for the last few hundred headers (those up to 2 KiB that hold the name): a header seen
-    before costs one dict lookup. Otherwise, in the usual header (one ``name=value`` pair among
-    others) only the text around the first occurrence of the name is looked at. Anything unusual
-    (the name inside another cookie's value, odd spacing) takes the general path; the answer is
-    always ``cookie_values(header, name)[0]``, a pure function of the header.
+    In the usual header (one ``name=value`` pair among others, pairs joined by "; ") only the text
+    around the first occurrence of the name is looked at: ``usual`` is that alone, for the hot path.
+    Anything unusual (the name inside another cookie's value, odd spacing) takes the general path;
+    the answer of ``first`` is always ``cookie_values(header, name)[0]``.
+
+    Nothing is remembered between headers: a memo of headers seen before saved a little while it
+    held every active browser's header and cost a little more on every request once it did not.
     """
 
-    __slots__ = ("_memo", "_plain", "name", "remembered")
+    __slots__ = ("_plain", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         # A name such as config allows (no white space, "=" or ";"): then "; name=" or a header
         # that starts with "name=" is certainly our pair.
         self._plain = bool(name) and name.strip() == name and "=" not in name and ";" not in name
-        self._memo: dict[str, str] = {}
-        # The memo alone: the first value for a header seen before, else None (no parsing).
-        self.remembered = self._memo.get
+
+    def usual(self, header: str) -> str | None:
+        """The raw text of the first value (neither stripped nor unquoted) if the header spells our
+        pair the usual way: ``name=`` at its start or after "; ", no other occurrence of the name
+        before it. Otherwise None, having looked no further."""
+        name = self.name
+        start = header.find(name)
+        if start != 0 and (start < 2 or not header.startswith("; ", start - 2)):
+            return None
+        after = start + len(name)
+        if not (self._plain and header.startswith("=", after)):
+            return None
+        end = header.find(";", after)
+        return header[after + 1 : end] if end >= 0 else header[after + 1 :]
 
     def first(self, header: str) -> str | None:
-        value = self._memo.get(header)
-        if value is None:
-            value = self._first(header)
-            if value is not None and len(header) <= MEMO_MAX_HEADER:
-                if len(self._memo) >= MEMO_SIZE:
-                    self._memo.clear()  # crude but O(1) per request, and rarely needed
-                self._memo[header] = value
-        return value
-
-    def _first(self, header: str) -> str | None:
+        raw = self.usual(header)
+        if raw is not None:
+            return _unquote(raw.strip())
         name = self.name
         start = header.find(name)
         if start < 0:
             return None
-        after = start + len(name)
-        end = header.find(";", after)
+        end = header.find(";", start + len(name))
         if end < 0:
             end = len(header)
-        # The usual spelling: "name=value" at the start, or after "; ".
-        if (
-            self._plain
-            and header.startswith("=", after)
-            and (start == 0 or header.startswith("; ", start - 2))
-        ):
-            return _unquote(header[after + 1 : end].strip())
         # Any pair named ``name`` holds an occurrence of it, so none comes before this one.
         value = _value_of(header[header.rfind(";", 0, start) + 1 : end], name)
         if value is not None:

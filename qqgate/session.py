@@ -8,42 +8,54 @@ nickname in the cookie, which is fine, and nothing secret (never the access toke
 Expiry is part of the signed payload and checked against an injectable clock, so tests control time
 without sleeping.
 
-Verifying a session token costs an HMAC, base64 and JSON (~10 µs), on every request of a signed-in
-user. So each :class:`SessionCodec` remembers the tokens it has verified in a bounded
-:class:`TokenCache`: a returning cookie costs one dict lookup and one clock reading. The cache
-belongs to one codec, built from one key list and one ``max_age``, so a rotation or another secret
-(a new codec) never sees an old entry; only tokens that verified are stored, under their exact
-string, so a tampered token can never hit; and each entry carries the token's own expiry.
+Verifying a session token is an HMAC, base64 and JSON, on every request of a signed-in user: with
+itsdangerous's ``loads()`` about 20 µs, with :class:`~qqgate.tokens.TokenVerifier` (the same check,
+canonical spellings only) a few. So each :class:`SessionCodec` also remembers the tokens it has
+verified in a :class:`~qqgate.tokencache.TokenCache` bounded in bytes: a returning cookie costs one
+dict lookup and one clock reading. The cache belongs to one codec, built from one key list and one
+``max_age``, so a rotation or another secret (a new codec) never sees an old entry; only tokens that
+verified are stored, under their exact string, so a tampered token can never hit; and each entry
+carries the token's own expiry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
-from itsdangerous.encoding import base64_decode, base64_encode
-from itsdangerous.signer import Signer
+
+from .tokencache import MIB, TokenCache, VerifiedToken
+from .tokens import MAX_TOKEN_LENGTH, TokenVerifier
+
+__all__ = [  # TokenCache, VerifiedToken and MAX_TOKEN_LENGTH are at home in tokencache and tokens
+    "MAX_PENDING_LOGINS",
+    "MAX_TOKEN_LENGTH",
+    "SESSION_SALT",
+    "STATE_MAX_AGE",
+    "STATE_SALT",
+    "Identity",
+    "PendingLogin",
+    "SessionCodec",
+    "StateCodec",
+    "TokenCache",
+    "VerifiedToken",
+    "take_pending",
+]
 
 SESSION_SALT = "qqgate.session.v1"
 STATE_SALT = "qqgate.state.v1"
 STATE_MAX_AGE = 600  # QQ's authorization code lives 10 minutes; a pending login needs no longer
 MAX_PENDING_LOGINS = 3  # a few tabs may start a sign-in at once
-MAX_TOKEN_LENGTH = 4096
-CACHE_SIZE = 10_000  # verified tokens kept per codec (per worker): ~1.2 KB each, ~12 MiB full
+CACHE_BYTES = 192 * MIB  # the default token_cache_mib: qqgate.tokencache says what that holds
 
 Clock = Callable[[], float]
 Render = Callable[["Identity"], Mapping[str, object]]
 RenderHeaders = Callable[["Identity"], Sequence[tuple[str, str]]]
-# An itsdangerous URL-safe token: optional "." (compressed), base64 payload, ".", base64 signature.
-_TOKEN_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,70 +84,6 @@ class PendingLogin:
     expires: int
 
 
-class VerifiedToken(NamedTuple):
-    """A session token that verified: its identity, its own expiry, and what ``render`` made of
-    the identity (for the middleware: the environ entries to set), computed once per token.
-    ``environ`` is shared by every request that presents the token: copy it, never change it.
-    (A named tuple: immutable, and built in half the time of a frozen dataclass.)
-    """
-
-    identity: Identity
-    expires: int
-    environ: Mapping[str, object]
-    # and as request headers (for nginx auth_request's answer): rendered once per token too
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class TokenCache:
-    """At most ``size`` verified tokens, keyed by the exact token string; the oldest goes first.
-
-    Lookups take no lock: a dict lookup is atomic under the GIL, and an entry is an immutable
-    object whose expiry is checked on every hit, so no reader can get an expired identity. Writes
-    (misses only) take a lock so that the size cap holds with many threads.
-    """
-
-    def __init__(self, size: int, clock: Clock = time.time) -> None:
-        self.size = size
-        self._clock = clock
-        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
-        self._lock = threading.Lock()
-        # The bare lookup, without the expiry check: callers on the hot path check it themselves.
-        self.peek = self._entries.get
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, token: str) -> bool:
-        return token in self._entries
-
-    def get(self, token: str) -> VerifiedToken | None:
-        """The unexpired entry for exactly ``token``, or None."""
-        entry = self.peek(token)
-        if entry is not None and entry.expires <= self._clock():
-            self.discard(token, entry)
-            return None
-        return entry
-
-    def discard(self, token: str, entry: VerifiedToken) -> None:
-        """Forget ``token`` if ``entry`` is still what it maps to."""
-        with self._lock:
-            if self._entries.get(token) is entry:
-                del self._entries[token]
-
-    def put(self, token: str, entry: VerifiedToken) -> None:
-        if self.size <= 0:
-            return
-        entries = self._entries
-        with self._lock:
-            while len(entries) >= self.size and token not in entries:
-                entries.popitem(last=False)  # O(1): the oldest entry
-            entries[token] = entry
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
 def _no_render(identity: Identity) -> Mapping[str, object]:
     return {}
 
@@ -144,40 +92,11 @@ def _no_headers(identity: Identity) -> Sequence[tuple[str, str]]:
     return ()
 
 
-def canonical(token: str) -> bool:
-    """Whether ``token`` has exactly one spelling. base64 decoding skips foreign characters and the
-    unused low bits of the last character: without this check ``token + "\\xff"`` would verify.
-    """
-    match = _TOKEN_SHAPE.fullmatch(token) if len(token) <= MAX_TOKEN_LENGTH else None
-    if match is None:
-        return False
-    signature = match.group(1).encode()
-    try:
-        return base64_encode(base64_decode(signature)) == signature
-    except BadData:
-        return False
-
-
-class _Signer(Signer):
-    """itsdangerous's signer, deriving each key once rather than on every signature."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._derived: dict[Any, bytes] = {}
-
-    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        derived = self._derived.get(secret_key)
-        if derived is None:
-            derived = self._derived[secret_key] = super().derive_key(secret_key)
-        return derived
-
-
 def _serializer(secret_keys: Sequence[str], salt: str) -> URLSafeSerializer:
     # itsdangerous signs with the *last* key of its list; our config names the signing key first.
     return URLSafeSerializer(
         list(reversed(secret_keys)),
         salt=salt,
-        signer=_Signer,
         signer_kwargs={"digest_method": hashlib.sha256},
     )
 
@@ -195,22 +114,17 @@ class SessionCodec:
         max_age: int,
         clock: Clock = time.time,
         *,
-        cache_size: int = CACHE_SIZE,
+        cache_bytes: int = CACHE_BYTES,
         render: Render = _no_render,
         render_headers: RenderHeaders = _no_headers,
     ) -> None:
         self._serializer = _serializer(secret_keys, SESSION_SALT)
-        # One signer per key, signing key first, each built once: itsdangerous's loads() builds a
-        # signer and derives every key on every call.
-        self._signers = [
-            self._serializer.signer(key, salt=SESSION_SALT, **self._serializer.signer_kwargs)
-            for key in secret_keys
-        ]
+        self._tokens = TokenVerifier(self._serializer)
         self.max_age = max_age
         self._clock = clock
         self._render = render
         self._render_headers = render_headers
-        self.cache = TokenCache(cache_size, clock)
+        self.cache = TokenCache(cache_bytes, clock)
         self._peek = self.cache.peek
 
     def dumps(self, identity: Identity) -> str:
@@ -233,9 +147,11 @@ class SessionCodec:
     def verify(self, token: str) -> VerifiedToken | None:
         """Like :meth:`loads`, with the token's expiry and rendering; from the cache if there."""
         verified = self._peek(token)
+        if verified is not None and verified.expires > self._clock():
+            self.cache.hits += 1
+            return verified  # a hit: no signature check, no parsing, nothing rendered
+        self.cache.misses += 1
         if verified is not None:
-            if verified.expires > self._clock():
-                return verified  # a hit: no signature check, no parsing, nothing rendered
             # Expired, and for good: the expiry is signed into the token and max_age is ours.
             self.cache.discard(token, verified)
             return None
@@ -245,11 +161,8 @@ class SessionCodec:
         return verified
 
     def _verify(self, token: str) -> VerifiedToken | None:
-        value = self._check_signature(token)
-        if value is None:
-            return None
         try:
-            payload = self._serializer.load_payload(value)
+            payload = self._tokens.loads(token)
             openid, nickname, avatar, unionid, signed_in_at, expires = payload
         except (BadData, ValueError, TypeError):
             return None
@@ -267,30 +180,13 @@ class SessionCodec:
         headers = tuple(self._render_headers(identity))
         return VerifiedToken(identity, expires, self._render(identity), headers)
 
-    def _check_signature(self, token: str) -> bytes | None:
-        """The signed value of ``token`` if its signature is, character for character, the one
-        itsdangerous computes for that value with one of our keys; else None.
-
-        Comparing the signature's text rather than its decoded bytes leaves no second spelling
-        (base64 decoding skips foreign characters and unused bits), as :func:`canonical` ensures
-        for the other cookies.
-        """
-        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-            return None
-        value, sep, signature = token.encode().rpartition(b".")
-        if not sep:
-            return None
-        for signer in self._signers:
-            if hmac.compare_digest(signer.get_signature(value), signature):
-                return value
-        return None
-
 
 class StateCodec:
     """The pending-login cookie: random states with their ``next`` and expiry, for one browser."""
 
     def __init__(self, secret_keys: Sequence[str], clock: Clock = time.time) -> None:
         self._serializer = _serializer(secret_keys, STATE_SALT)
+        self._tokens = TokenVerifier(self._serializer)
         self._clock = clock
 
     def dumps(self, pending: Sequence[PendingLogin]) -> str:
@@ -298,10 +194,8 @@ class StateCodec:
 
     def loads(self, token: str) -> list[PendingLogin]:
         """The unexpired pending logins in ``token``; empty for anything invalid."""
-        if not canonical(token):
-            return []
         try:
-            rows = self._serializer.loads(token)
+            rows = self._tokens.loads(token)
         except (BadData, ValueError, TypeError):
             return []
         now = self._clock()

@@ -4,9 +4,9 @@ cleared, and where the allow-list is checked.
 Both live in signed cookies (``qqgate.session`` signs, verifies and caches them; ``qqgate.cookies``
 reads and writes cookie headers). The middleware asks ``load`` on every request; the routes ask
 ``identify``, ``issue``, ``clear`` and the pending-login calls. ``load`` keeps the usual signed-in
-request cheap: a Cookie header seen before, whose token was verified before and is unexpired, costs
-two dict lookups; anything else takes the full path (several cookies of our name: the first that
-verifies).
+request cheap: our cookie spelled the usual way, its token verified before and unexpired, costs a
+scan of the header up to the end of our cookie and one dict lookup, whatever the number of users;
+anything else takes the full path (several cookies of our name: the first that verifies).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .session import (
     VerifiedToken,
     take_pending,
 )
+from .tokencache import MIB
 from .wsgiutil import Environ
 
 MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
@@ -47,13 +48,15 @@ class Sessions:
             settings.secret_keys,
             settings.session_max_age,
             clock,
+            cache_bytes=settings.token_cache_mib * MIB,
             render=headers.environ,
             render_headers=headers.headers,
         )
         self.states = StateCodec(settings.secret_keys, clock)
         self._cookies = CookieReader(settings.cookie_name)
-        self._remembered = self._cookies.remembered
-        self._cached = self.codec.cache.peek
+        self._usual = self._cookies.usual
+        self.cache = self.codec.cache  # its hits, misses and hit_ratio are the gate's
+        self._cached = self.cache.peek
         self._allowed = settings.allowed_openids
         self.restricted = bool(self._allowed)  # False: everyone signed in is allowed
         self._clock = clock
@@ -65,10 +68,11 @@ class Sessions:
         cookie = environ.get("HTTP_COOKIE")
         if cookie is None:
             return None
-        token = self._remembered(cookie)
+        token = self._usual(cookie)
         if token is not None:
-            session = self._cached(token)
+            session = self._cached(token)  # a cached token has neither spaces nor quotes
             if session is not None and session.expires > self._clock():
+                self.cache.hits += 1
                 return session
         return self._load(cookie)
 
