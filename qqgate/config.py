@@ -79,6 +79,7 @@ class Settings:
     nickname_header: str = setting("X-QQ-Nickname", values.text)
     unionid_header: str = setting("X-QQ-UnionID", values.text)
     unionid: bool = setting(False, values.boolean)
+    avatar_https: bool = setting(True, values.boolean)
     # proxy mode (qqgate.upstream)
     upstream: str | None = setting(None, values.upstream_url)
     upstream_timeout: float = setting(60.0, values.seconds_up_to(3600))

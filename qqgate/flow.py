@@ -22,7 +22,7 @@ from .config import Settings
 from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
-from .qqanswers import CONFIG, FIXES, NOT_APPROVED, RESTART, UNIONID
+from .qqanswers import CONFIG, FIXES, NOT_APPROVED, RESTART, UNIONID, https_avatar
 from .redirects import request_target, safe_next
 from .session import (
     Identity,
@@ -215,10 +215,11 @@ class SignInRoutes:
             profile = self.qq.sign_in(code)
         except QQError as exc:
             return self._qq_failed(environ, exc, entry.next_url)
+        avatar = profile.avatar_url
         identity = Identity(
             profile.openid,
             profile.nickname,
-            profile.avatar_url,
+            https_avatar(avatar) if self.settings.avatar_https else avatar,
             profile.unionid if self.settings.unionid else None,
             int(self.clock()),
         )

@@ -113,6 +113,16 @@ OPENID_SHAPE = re.compile(r"[0-9A-Za-z_-]{1,64}", re.ASCII)
 AVATAR_URL = re.compile(r"https?://[\x21-\x7e]{1,2040}", re.ASCII)
 
 
+# QQ's avatar hosts (thirdqq.qlogo.cn, q.qlogo.cn, qzapp.qlogo.cn, ...) serve the same images
+# over https; QQ hands them out as http, which an https site shows as mixed content.
+_QQ_AVATAR_HTTP = re.compile(r"http://(?:[a-z0-9-]+\.)*qlogo\.cn(?=[/?#]|$)", re.ASCII | re.I)
+
+
+def https_avatar(url: str) -> str:
+    """``url`` with https for QQ's own avatar hosts; any other URL unchanged."""
+    return "https" + url[4:] if _QQ_AVATAR_HTTP.match(url) else url
+
+
 def where(endpoint: str) -> str:
     return f"QQ's {endpoint} endpoint" if endpoint else "QQ"
 

@@ -472,3 +472,21 @@ def test_auth_answers_403_for_users_not_allowed() -> None:
     h = harness(allowed_openids="F" * 32)
     response = h.get("/_qqgate/auth", cookie=f"qqgate={h.session_for()}")
     assert response.status_int == 403 and "X-QQ-OpenID" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("setting", "avatar"),
+    [
+        pytest.param("true", "https://thirdqq.qlogo.cn/g?s=100", id="rewritten"),
+        pytest.param("false", "http://thirdqq.qlogo.cn/g?s=100", id="as-qq-sent-it"),
+    ],
+)
+def test_qq_avatars_come_as_https_unless_turned_off(setting: str, avatar: str) -> None:
+    h = make_rig(
+        profile=QQProfile(OPENID, NICK, "http://thirdqq.qlogo.cn/g?s=100", None),
+        avatar_https=setting,
+    )
+    state, cookie = h.login()
+    response = h.callback(f"code={h.qq.issue_code()}&state={state}", cookie)
+    session = f"qqgate={set_cookie_value(response, 'qqgate')}"
+    assert h.get("/_qqgate/userinfo", cookie=session).json["avatar_url"] == avatar

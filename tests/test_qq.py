@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from qqgate import qq
 from qqgate.qq import QQClient, QQError, QQProfile, QQUnavailable, parse_body
+from qqgate.qqanswers import https_avatar
 
 APP_ID = "101234567"
 APP_KEY = "appkeySECRETf5b2c9"
@@ -760,3 +761,28 @@ def test_authorize_url(kwargs: dict[str, object], extra: dict[str, list[str]]) -
     }
     assert parse_qs(url.query) == {**expected, **extra}
     assert APP_KEY not in url.query
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "http://thirdqq.qlogo.cn/g?b=oidb&k=x&s=100",
+            "https://thirdqq.qlogo.cn/g?b=oidb&k=x&s=100",
+        ),
+        ("http://q.qlogo.cn/qqapp/101/ABC/100", "https://q.qlogo.cn/qqapp/101/ABC/100"),
+        ("http://qzapp.qlogo.cn/qzapp/101/ABC/50", "https://qzapp.qlogo.cn/qzapp/101/ABC/50"),
+        ("HTTP://Q.QLOGO.CN/a", "https://Q.QLOGO.CN/a"),
+        ("http://qlogo.cn", "https://qlogo.cn"),
+        ("https://q.qlogo.cn/a", "https://q.qlogo.cn/a"),
+        # not QQ's hosts: left alone
+        ("http://evil.example/?x=http://q.qlogo.cn/", "http://evil.example/?x=http://q.qlogo.cn/"),
+        ("http://q.qlogo.cn.evil.example/a", "http://q.qlogo.cn.evil.example/a"),
+        ("http://q.qlogo.cn@evil.example/a", "http://q.qlogo.cn@evil.example/a"),
+        ("http://evilqlogo.cn/a", "http://evilqlogo.cn/a"),
+        ("http://q.qlogo.cn:8080/a", "http://q.qlogo.cn:8080/a"),
+        ("", ""),
+    ],
+)
+def test_https_avatar_only_for_qqs_hosts(url: str, expected: str) -> None:
+    assert https_avatar(url) == expected
