@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import values
 from .validation import CHECKS
@@ -100,6 +101,13 @@ class Settings:
     language: str = setting("auto", values.choice("auto", "zh", "en"))
     templates_dir: str | None = setting(None, values.optional_text)
     log_format: str = setting("text", values.choice("text", "json"))
+
+    @property
+    def mount(self) -> str:
+        """Where the app is mounted in the site's URL space: the path of ``redirect_uri`` before
+        ``{prefix}/callback`` ("" for an app at the site root)."""
+        path = urlsplit(self.redirect_uri).path
+        return path[: len(path) - len(self.prefix) - len("/callback")]
 
     @property
     def state_cookie_name(self) -> str:

@@ -42,7 +42,6 @@ _REFUSAL_MESSAGES = {
 }
 MAX_CODE_LENGTH = 512
 MAX_STATE_LENGTH = 128
-# QQ errors that mean the app itself is not (yet) allowed to sign this user in.
 
 
 class SignInRoutes:
@@ -58,6 +57,10 @@ class SignInRoutes:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        # Where the app is mounted (from redirect_uri); the server's SCRIPT_NAME wins when it has
+        # one, and a front that strips the mount before the gate leaves only this to go by.
+        self._mount = settings.mount
+        self._home = self._mount + "/"
         self.identity_headers = identity_headers
         self.qq = qq
         self.clock = clock
@@ -81,7 +84,7 @@ class SignInRoutes:
     # --- URLs -------------------------------------------------------------------------------
 
     def url(self, environ: Environ, route: str, next_url: str | None = None) -> str:
-        base = environ.get("SCRIPT_NAME", "") + self.settings.prefix + route
+        base = (environ.get("SCRIPT_NAME") or self._mount) + self.settings.prefix + route
         return f"{base}?next={quote(next_url, safe='')}" if next_url else base
 
     def start_url(self, environ: Environ, next_url: str | None = None) -> str:
@@ -92,7 +95,7 @@ class SignInRoutes:
 
     def challenge(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Send a browser to sign in; tell an API client with a 401, never a login page."""
-        next_url = safe_next(request_target(environ))
+        next_url = safe_next(request_target(environ, mount=self._mount), self._home)
         if wsgiutil.wants_html(environ):
             # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
             location = self.start_url(environ, next_url)
@@ -117,14 +120,14 @@ class SignInRoutes:
         """The sign-in page with its QQ button; a visitor already signed in goes on to ``next``."""
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
-        next_url = safe_next(_next_param(environ))
+        next_url = safe_next(_next_param(environ), self._home)
         identity = self.sessions.identify(environ)
         if identity is not None and self.sessions.allowed(identity):
             return answers.redirect(next_url)
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
     def login(self, environ: Environ) -> Answer:
-        next_url = safe_next(_next_param(environ))
+        next_url = safe_next(_next_param(environ), self._home)
         state = secrets.token_urlsafe(32)
         pending_cookie = self.sessions.add_pending(environ, state, next_url)
         authorize = self.qq.authorize_url(
@@ -145,7 +148,7 @@ class SignInRoutes:
         requested = _next_param(environ)
         response: Response | Answer
         if requested:
-            response = answers.redirect(safe_next(requested))
+            response = answers.redirect(safe_next(requested, self._home))
         else:
             response = self.pages.signed_out(environ, self.start_url(environ))
             response.headerlist.append(("Cache-Control", "no-store"))
@@ -170,7 +173,7 @@ class SignInRoutes:
             if wsgiutil.wants_html(environ):
                 # Where nginx should send a browser. X-Original-URI only picks the return path,
                 # which safe_next() confines to this site: it decides nothing about access.
-                target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
+                target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"), self._home)
                 headers.append(("X-QQGate-Login", self.start_url(environ, target)))
         elif not self.sessions.allowed(session.identity):
             status = "403 Forbidden"

@@ -155,7 +155,7 @@ class Sessions:
             s.state_cookie_name,
             value,
             max_age=STATE_MAX_AGE if pending else 0,
-            path=s.prefix,
+            path=s.mount + s.prefix,  # the callback's path: redirect_uri's
             domain=s.cookie_domain,
             secure=s.cookie_secure,
             samesite=samesite,

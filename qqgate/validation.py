@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A URL path of plain segments (no "." or ".." segment): a prefix, or where an app is mounted.
+_MOUNT = re.compile(r"(/(?!\.\.?(?:/|$))[A-Za-z0-9_.~-]+)+")
 MIN_SECRET_LENGTH = 32
 
 
@@ -31,7 +33,7 @@ def _check_secret(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[
 
 def _check_prefix(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
     prefix = merged["prefix"]
-    if prefix == "/" or not re.fullmatch(r"(/[A-Za-z0-9_.~-]+)+", prefix):
+    if not _MOUNT.fullmatch(prefix):
         return [("prefix", "must be a path like /_qqgate (letters, digits, _ . ~ -)")]
     return []
 
@@ -41,10 +43,15 @@ def _check_redirect_uri(merged: dict[str, Any], values: dict[str, Any]) -> list[
     if problem:
         return [("redirect_uri", problem)]
     parts = urlsplit(merged["redirect_uri"])
-    expected = f"{merged['prefix']}/callback"
-    if parts.path != expected:
+    callback = f"{merged['prefix']}/callback"
+    mount = parts.path.removesuffix(callback)
+    if not parts.path.endswith(callback) or (mount and not _MOUNT.fullmatch(mount)):
         return [
-            ("redirect_uri", f"path must be {expected} (the gate's callback), got {parts.path!r}")
+            (
+                "redirect_uri",
+                f"path must be {callback} (the gate's callback), or the app's mount point and "
+                f"then {callback} (as /app{callback}), got {parts.path!r}",
+            )
         ]
     if parts.query or parts.fragment:
         return [("redirect_uri", "must not have a query or a fragment")]
