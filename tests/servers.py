@@ -127,6 +127,24 @@ def werkzeug(app: str, env: dict[str, str], *, port: int) -> Server:
     return Server([sys.executable, "-c", code, str(port)], env, port=port)
 
 
+UWSGI = Path("/usr/bin/uwsgi_python3")
+
+
+def uwsgi(script: Path, env: dict[str, str], *, port: int, mount: str = "") -> Server:
+    """Debian's uWSGI with its python3 plugin, speaking HTTP/1.1 itself (``--http11-socket``),
+    serving the ``application`` of ``script``; with ``mount``, there (``--mount`` and
+    ``--manage-script-name``: SCRIPT_NAME is the mount, PATH_INFO the rest)."""
+    site_packages = sysconfig.get_paths()["purelib"]
+    args = [str(UWSGI), "--http11-socket", f"127.0.0.1:{port}", "--master", "--processes", "1"]
+    args += ["--threads", "8", "--pythonpath", str(ROOT), "--pythonpath", site_packages]
+    args += ["--die-on-term", "--need-app", "--disable-logging"]
+    if mount:
+        args += ["--mount", f"{mount}={script}", "--manage-script-name"]
+    else:
+        args += ["--wsgi-file", str(script)]
+    return Server(args, env, port=port)
+
+
 APACHE = Path("/usr/sbin/apache2")
 MOD_WSGI = Path("/usr/lib/apache2/modules/mod_wsgi.so")
 _APACHE_CONF = """\

@@ -2,7 +2,7 @@
 sub-path mount: a full sign-in through the development provider (a browser-like session that
 follows redirects), spoofed identity headers, a public path, logout, and a 5 MB upload, each on a
 real server process started here: gunicorn (sync, gthread, gevent), waitress, werkzeug's server,
-and Debian's Apache with mod_wsgi."""
+Debian's Apache with mod_wsgi and Debian's uWSGI."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from .servers import (
     APACHE,
     MOD_WSGI,
     ROOT,
+    UWSGI,
     Gunicorn,
     Server,
     apache_mod_wsgi,
     free_port,
+    uwsgi,
     waitress,
     werkzeug,
 )
@@ -70,6 +72,12 @@ def _werkzeug(env: dict[str, str], home: Path, port: int, mount: str) -> Server:
     return werkzeug(APP, env, port=port)
 
 
+def _uwsgi(env: dict[str, str], home: Path, port: int, mount: str) -> Server:
+    if not UWSGI.exists():
+        pytest.skip("uWSGI is not installed (tools/system-deps.sh installs it)")
+    return uwsgi(ROOT / "tests" / "matrix_app.py", env, port=port, mount=mount)
+
+
 def _apache(env: dict[str, str], home: Path, port: int, mount: str) -> Server:
     if not (APACHE.exists() and MOD_WSGI.exists()):
         pytest.skip("Apache with mod_wsgi is not installed (tools/system-deps.sh installs it)")
@@ -84,8 +92,9 @@ SERVERS = {
     "waitress": _waitress,
     "werkzeug": _werkzeug,
     "apache-mod_wsgi": _apache,
+    "uwsgi": _uwsgi,
 }
-MOUNTED = ("gunicorn-gthread", "waitress", "apache-mod_wsgi")
+MOUNTED = ("gunicorn-gthread", "waitress", "apache-mod_wsgi", "uwsgi")
 CASES = [pytest.param((name, ""), id=name) for name in SERVERS] + [
     pytest.param((name, "/app"), id=f"{name}-under-/app") for name in MOUNTED
 ]
