@@ -126,6 +126,7 @@ class SignInRoutes:
         return answers.redirect(authorize, pending_cookie)
 
     def callback(self, environ: Environ) -> Response | Answer:
+        environ[wsgiutil.REDACT_QUERY] = True  # its query (code, state) is not for the access log
         response = self._callback(environ)
         answers.set_header(response, "Referrer-Policy", "no-referrer")  # the URL carries the code
         answers.set_header(response, "Cache-Control", "no-store")

@@ -26,6 +26,8 @@ graceful_timeout = 20
 keepalive = 5
 forwarded_allow_ips = os.environ.get("QQGATE_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
+# Redacts the callback's query (QQ's code and the state) and credential-like parameters.
+logger_class = "qqgate.accesslog.GateLogger"
 # {remote_user}e is the environ after the gate ran: the openid of a signed-in user, never a value
 # the client sent (the gate removed that). Request headers (%({...}i)s) would be client-chosen.
 access_log_format = '%(h)s %({remote_user}e)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'

@@ -13,6 +13,9 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
+# Set by the gate's callback route: this request's query holds credentials (code, state), which
+# the access log must not show (qqgate.accesslog).
+REDACT_QUERY = "qqgate.redact_query"
 MAX_QUERY_LENGTH = 8192
 MAX_QUERY_FIELDS = 64
 _MOBILE = re.compile(r"Mobile|Android|iPhone|iPod|iPad|Windows Phone|HarmonyOS|MQQBrowser")
