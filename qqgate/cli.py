@@ -8,7 +8,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from . import checks
+from . import checks, values
 from .config import KEYS, ConfigError, Settings, load_settings
 from .pages import load_templates
 
@@ -29,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a gate.ini and print a summary without secrets"
     )
     check.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings as problems (exit 1), for CI"
+    )
     serve = commands.add_parser("serve", help="run the gate under gunicorn")
     serve.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
     serve.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000)")
@@ -45,16 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo(args.port)
         return 0
-    return check_config(args.config)
+    return check_config(args.config, strict=args.strict)
 
 
 def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     """Validate the config, then replace this process with gunicorn (signals go straight to it)."""
     try:
         load_checked(path)
+        if bind:
+            values.bind_address(bind)
     except ConfigError as exc:
         print(f"qqgate: cannot start: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(f"qqgate: cannot start: --bind {bind}: {exc}", file=sys.stderr)
+        return 2
     os.environ["QQGATE_CONFIG"] = os.path.abspath(path)
     args = [sys.executable, "-m", "gunicorn", "-c", "python:qqgate.gunicorn_conf"]
     if bind:
@@ -71,22 +79,30 @@ def load_checked(path: str) -> Settings:
     return settings
 
 
-def check_config(path: str) -> int:
+def check_config(path: str, *, strict: bool = False) -> int:
+    """Print every problem and exit 1, or a summary and the warnings and exit 0 (with ``strict``,
+    warnings are problems: exit 1)."""
     try:
         settings = load_checked(path)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for key, message in exc.problems:
-            print(f"  {key}: {message}", file=sys.stderr)
-        return 1
+        return _problems(f"{path}: {len(exc.problems)} problem(s)", exc.problems)
+    advice = checks.warnings(settings, checks.example_values(path))
+    if strict and advice:
+        return _problems(f"{path}: {len(advice)} warning(s), problems with --strict", advice)
     print(f"{path}: OK")
     for line in summary(settings):
         print(f"  {line}")
     print(f"callback URL to register at QQ Connect: {checks.callback_url(settings)}")
-    advice = checks.warnings(settings, checks.example_values(path))
     for key, message in advice:
         print(f"warning: {key}: {message}")
     return 0
+
+
+def _problems(heading: str, problems: list[tuple[str, str]]) -> int:
+    print(heading, file=sys.stderr)
+    for key, message in problems:
+        print(f"  {key}: {message}", file=sys.stderr)
+    return 1
 
 
 def summary(settings: Settings) -> list[str]:

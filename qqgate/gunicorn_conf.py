@@ -12,9 +12,16 @@ import os
 import sys
 
 from qqgate.config import ConfigError, Settings, config_path, load_settings
+from qqgate.values import bind_address
 
 wsgi_app = "qqgate.wsgi:application"
 bind = os.environ.get("QQGATE_BIND", "127.0.0.1:8000")
+try:
+    bind_address(bind)
+    _bind_problem = ""
+except ValueError as exc:
+    _bind_problem = str(exc)
+    bind = "127.0.0.1:8000"  # never used: on_starting stops gunicorn first
 workers = int(os.environ.get("QQGATE_WORKERS") or os.cpu_count() or 1)
 # One greenlet per connection: slow clients, long downloads and WebSockets hold no thread.
 worker_class = os.environ.get("QQGATE_WORKER_CLASS", "qqgate.worker.GateWorker")
@@ -54,4 +61,7 @@ def on_starting(server: object) -> None:
     """Refuse to start with a missing or bad config, with a message instead of a traceback."""
     if isinstance(_gate, ConfigError):
         sys.stderr.write(f"qqgate: cannot start: {_gate}\n")
+        sys.exit(1)
+    if _bind_problem:
+        sys.stderr.write(f"qqgate: cannot start: QQGATE_BIND: {_bind_problem}\n")
         sys.exit(1)

@@ -130,3 +130,16 @@ def upstream_url(raw: str) -> str | None:
 
 def optional_text(raw: str) -> str | None:
     return raw.strip() or None
+
+
+def bind_address(raw: str) -> str:
+    """Where gunicorn listens: ``HOST:PORT``, ``[IPv6]:PORT`` or ``unix:PATH``."""
+    value = raw.strip()
+    if value.startswith("unix:") and len(value) > len("unix:"):
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or host in ("[]",) or (":" in host and not host.startswith("[")):
+        raise ValueError(f"expected HOST:PORT, [IPv6]:PORT or unix:PATH, got {raw!r}")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, got {port!r}")
+    return value
