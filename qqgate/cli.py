@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from . import checks, values
-from .config import KEYS, ConfigError, Settings, load_settings
-from .pages import load_templates
+from .config import KEYS, ConfigError, Settings
+from .reloads import load_checked
 
 # Every key but the two secrets, in gate.ini.example's order.
 _SUMMARY_KEYS = tuple(key for key in KEYS if key not in ("app_key", "secret_key"))
@@ -70,13 +70,6 @@ def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     if workers:
         args += ["--workers", str(workers)]
     os.execv(sys.executable, args)  # noqa: S606 - our own interpreter, fixed arguments
-
-
-def load_checked(path: str) -> Settings:
-    """The settings in ``path``, with the page templates they name loaded once to check them."""
-    settings = load_settings(path)
-    load_templates(settings.templates_dir)
-    return settings
 
 
 def check_config(path: str, *, strict: bool = False) -> int:

@@ -11,7 +11,8 @@ proxies trusted to set X-Forwarded-Proto, default 127.0.0.1,::1). The bounds on 
 import os
 import sys
 
-from qqgate.config import ConfigError, Settings, config_path, load_settings
+from qqgate import reloads
+from qqgate.config import ConfigError, Settings
 from qqgate.values import bind_address
 
 wsgi_app = "qqgate.wsgi:application"
@@ -42,15 +43,8 @@ access_log_format = '%(h)s %({remote_user}e)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms 
 control_socket_disable = True
 
 
-def _settings() -> Settings | ConfigError:
-    try:
-        return load_settings(config_path())
-    except ConfigError as exc:
-        return exc  # on_starting says what is wrong
-
-
-_gate = _settings()
-if isinstance(_gate, Settings):
+_gate = reloads.start()  # kept in the master for the workers; on_starting reports a problem
+if isinstance(_gate, Settings):  # as reloads.GUNICORN_SETTINGS, which a reload applies again
     limit_request_line = _gate.max_request_line
     limit_request_fields = _gate.max_header_fields
     limit_request_field_size = _gate.max_header_field_size
@@ -65,3 +59,8 @@ def on_starting(server: object) -> None:
     if _bind_problem:
         sys.stderr.write(f"qqgate: cannot start: QQGATE_BIND: {_bind_problem}\n")
         sys.exit(1)
+
+
+def on_reload(server: object) -> None:
+    """On SIGHUP: check the new gate.ini before any new worker forks; keep the old one if bad."""
+    reloads.reload(server)

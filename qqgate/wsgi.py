@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import logs
+from . import logs, reloads
 from .config import Settings, config_path, load_settings
 from .middleware import QQGate
 from .pages import Pages
@@ -59,7 +59,8 @@ def __getattr__(name: str) -> WSGIApp:
     # that importing this module for its helpers never reads a config file.
     if name != "application":
         raise AttributeError(name)
-    settings = load_settings(config_path())
+    # Under qqgate serve, what gunicorn's master checked (qqgate.reloads); else the file.
+    settings = reloads.current() or load_settings(config_path())
     logs.configure(settings)
     app = build_application(settings)
     globals()["application"] = app
