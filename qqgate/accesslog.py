@@ -15,7 +15,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from .wsgiutil import REDACT_QUERY, Environ
+from .wsgiutil import REDACT_QUERY, Environ, client_address
 
 REDACTED = "[redacted]"
 _CREDENTIAL = re.compile(
@@ -48,6 +48,7 @@ class GateLogger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no typ
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         query = redact_query(environ)
         uri = redact_uri(str(environ.get("RAW_URI", "")), query)
+        atoms["h"] = client_address(environ)  # past trusted_proxies
         atoms["q"] = query
         atoms["r"] = f"{environ.get('REQUEST_METHOD')} {uri} {environ.get('SERVER_PROTOCOL')}"
         atoms["{query_string}e"] = query

@@ -107,7 +107,7 @@ def summary(settings: Settings) -> list[str]:
 
 def _show(value: object) -> str:
     if isinstance(value, tuple | frozenset):
-        return " ".join(sorted(value)) or "(none)"
+        return " ".join(sorted(str(item) for item in value)) or "(none)"
     return "(none)" if value is None else str(value)
 
 

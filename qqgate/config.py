@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import values
+from .forwarded import IPNetwork
 from .validation import CHECKS
 from .values import as_text
 
@@ -107,6 +108,8 @@ class Settings:
     language: str = setting("auto", values.choice("auto", "zh", "en"))
     templates_dir: str | None = setting(None, values.optional_text)
     log_format: str = setting("text", values.choice("text", "json"))
+    # reverse proxies whose X-Forwarded-For names the visitor in the logs (qqgate.forwarded)
+    trusted_proxies: tuple[IPNetwork, ...] = setting((), values.networks)
 
     @property
     def state_cookie_name(self) -> str:

@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterable
 
 from .config import Settings
 from .flow import SignInRoutes
+from .forwarded import TrustedProxies
 from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
 from .session import Identity
 from .sessions import Sessions
-from .wsgiutil import Environ, StartResponse, WSGIApp
+from .wsgiutil import TRUSTED_PROXIES, Environ, StartResponse, WSGIApp
 
 
 class QQGate:
@@ -60,9 +61,12 @@ class QQGate:
         self.public_paths = PublicPaths(settings.public_paths)
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
+        self._proxies = TrustedProxies(settings.trusted_proxies) or None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
+        if self._proxies is not None:  # for wsgiutil.client_address, in the logs
+            environ[TRUSTED_PROXIES] = self._proxies
         path = environ.get("PATH_INFO", "")
         if path.startswith(self._prefix) and (
             path == self._prefix or path.startswith(self._route_prefix)

@@ -5,6 +5,7 @@ checks: ``timeout = 0`` is refused whether it came as ``"0"`` or ``0``."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -143,3 +144,16 @@ def bind_address(raw: str) -> str:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"the port must be a number from 1 to 65535, got {port!r}")
     return value
+
+
+def networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR blocks: ``127.0.0.1 10.0.0.0/8 ::1``."""
+    found = []
+    for word in words(raw):
+        try:
+            found.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{word!r} is not an IP address or a CIDR block like 10.0.0.0/8"
+            ) from None
+    return tuple(found)
