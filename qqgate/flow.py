@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from webob import Response
 
-from . import answers, logs, wsgiutil
+from . import answers, logs, readiness, wsgiutil
 from .answers import Answer
 from .config import Settings
 from .headers import IdentityHeaders
@@ -63,6 +63,7 @@ class SignInRoutes:
             "/userinfo": self.userinfo,
             "/auth": self.auth,
             "/ping": self.ping,
+            "/ready": self.ready,
         }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -176,6 +177,19 @@ class SignInRoutes:
 
     def ping(self, environ: Environ) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
+        response.headerlist.append(("Cache-Control", "no-store"))
+        return response
+
+    def ready(self, environ: Environ) -> Response:
+        """200 when this gate can serve; 503 with the reason (in proxy mode: the upstream)."""
+        upstream = self.settings.upstream
+        problem = readiness.upstream_problem(
+            upstream, min(readiness.CONNECT_TIMEOUT, self.settings.upstream_timeout)
+        )
+        if problem:
+            response = json_response(503, {"status": "not_ready", "reason": problem})
+        else:
+            response = json_response(200, {"status": "ready", "upstream": upstream})
         response.headerlist.append(("Cache-Control", "no-store"))
         return response
 
