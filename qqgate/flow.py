@@ -117,7 +117,10 @@ class SignInRoutes:
             return answers.redirect(next_url)
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
-    def login(self, environ: Environ) -> Answer:
+    def login(self, environ: Environ) -> Response | Answer:
+        if self.sessions.looping(environ):
+            # Back again without a session: the browser drops it. Another trip to QQ won't help.
+            return self._bad_callback(environ, "sign_in_loop")
         next_url = safe_next(_next_param(environ))
         state = secrets.token_urlsafe(32)
         pending_cookie = self.sessions.add_pending(environ, state, next_url)
@@ -145,6 +148,9 @@ class SignInRoutes:
             response = self.pages.signed_out(environ, self.start_url(environ))
             response.headerlist.append(("Cache-Control", "no-store"))
         response.headerlist.append(self.sessions.clear())
+        reset = self.sessions.forget_returns(environ)
+        if reset:
+            response.headerlist.append(reset)
         if identity:
             client = wsgiutil.client_address(environ)
             logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)

@@ -18,6 +18,7 @@ from .config import Settings
 from .cookies import CookieReader, cookie_values, set_cookie
 from .headers import IdentityHeaders
 from .session import (
+    ROUND_TRIP_LIMIT,
     STATE_MAX_AGE,
     Identity,
     PendingLogin,
@@ -118,39 +119,63 @@ class Sessions:
 
     def pending(self, environ: Environ) -> list[PendingLogin]:
         """This browser's pending logins (started, not yet back from QQ)."""
+        return self._state(environ)[0]
+
+    def looping(self, environ: Environ) -> bool:
+        """Whether this browser came back from QQ ``ROUND_TRIP_LIMIT`` times within
+        ``ROUND_TRIP_WINDOW`` and still has no session: it is not keeping the session cookie
+        (wrong cookie_domain, Secure over plain http, cookies blocked), and another trip to QQ
+        would only go round again. The count lives in the signed pending-login cookie, which such
+        a browser does keep (one that keeps no cookie at all fails the state check at once)."""
+        returns = self._state(environ)[1]
+        return len(returns) >= ROUND_TRIP_LIMIT and self.load(environ) is None
+
+    def forget_returns(self, environ: Environ) -> tuple[str, str] | None:
+        """On sign-out: the Set-Cookie header that resets ``looping``'s count (pending logins
+        stay), or None when there is nothing to reset. Signing out and in again is no loop."""
+        pending, returns = self._state(environ)
+        return self._state_cookie(pending) if returns else None
+
+    def _state(self, environ: Environ) -> tuple[list[PendingLogin], list[int]]:
         cookie = environ.get("HTTP_COOKIE", "")
         for token in cookie_values(cookie, self.settings.state_cookie_name):
-            pending = self.states.loads(token)
-            if pending:
-                return pending
-        return []
+            pending, returns = self.states.load(token)
+            if pending or returns:
+                return pending, returns
+        return [], []
 
     def add_pending(self, environ: Environ, state: str, next_url: str) -> tuple[str, str]:
         """The Set-Cookie header that adds a pending login for ``state`` to this browser's."""
-        return self._state_cookie([*self.pending(environ), self.states.new(state, next_url)])
+        pending, returns = self._state(environ)
+        return self._state_cookie([*pending, self.states.new(state, next_url)], returns)
 
     def take_pending(
         self, environ: Environ, state: str
     ) -> tuple[PendingLogin | None, tuple[str, str]]:
         """The pending login of ``state`` (single use: it is removed), and the Set-Cookie header
-        of the ones that remain."""
-        pending = self.pending(environ)
+        of the ones that remain, with this return from QQ counted for ``looping``."""
+        pending, returns = self._state(environ)
         entry = take_pending(pending, state)
-        return entry, self._state_cookie([p for p in pending if p is not entry])
+        if entry is not None:
+            returns = [*returns, int(self._clock())][-ROUND_TRIP_LIMIT:]
+        return entry, self._state_cookie([p for p in pending if p is not entry], returns)
 
-    def _state_cookie(self, pending: list[PendingLogin]) -> tuple[str, str]:
+    def _state_cookie(
+        self, pending: list[PendingLogin], returns: list[int] | None = None
+    ) -> tuple[str, str]:
         s = self.settings
+        returns = returns or []
         # The return from QQ is a cross-site navigation: a Strict cookie would not come back.
         samesite = "none" if s.cookie_samesite == "none" else "lax"
-        value = self.states.dumps(pending) if pending else ""
+        value = self.states.dumps(pending, returns) if pending or returns else ""
         # Browsers silently drop a cookie over 4096 bytes: the oldest pending logins go first.
         while len(pending) > 1 and len(value) > MAX_STATE_COOKIE:
             pending = pending[1:]
-            value = self.states.dumps(pending)
+            value = self.states.dumps(pending, returns)
         return set_cookie(
             s.state_cookie_name,
             value,
-            max_age=STATE_MAX_AGE if pending else 0,
+            max_age=STATE_MAX_AGE if value else 0,
             path=s.prefix,
             domain=s.cookie_domain,
             secure=s.cookie_secure,
