@@ -1,4 +1,4 @@
-"""The ``qqgate`` command: ``demo``, ``check``, ``serve`` and ``secret``."""
+"""The ``qqgate`` command: ``demo``, ``check``, ``serve``, ``secret`` and ``provider``."""
 
 from __future__ import annotations
 
@@ -37,12 +37,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     commands.add_parser("secret", help="print a fresh random secret_key")
+    provider = commands.add_parser(
+        "provider", help="run the development QQ provider on localhost (never expose it)"
+    )
+    provider.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    provider.add_argument("--app-id", default="101000001", help="the APP ID it accepts")
+    provider.add_argument("--app-key", help="the APP Key it accepts (default: a fresh one)")
     args = parser.parse_args(argv)
     if args.command == "secret":
         print(secrets.token_urlsafe(48))
         return 0
     if args.command == "serve":
         return serve_gate(args.config, args.bind, args.workers)
+    if args.command == "provider":
+        from .dev.provider import run_provider
+
+        run_provider(args.port, args.app_id, args.app_key)
+        return 0
     if args.command == "demo":
         from .dev.demo import run_demo
 
