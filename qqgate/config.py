@@ -110,6 +110,8 @@ class Settings:
     log_format: str = setting("text", values.choice("text", "json"))
     # reverse proxies whose X-Forwarded-For names the visitor in the logs (qqgate.forwarded)
     trusted_proxies: tuple[IPNetwork, ...] = setting((), values.networks)
+    # who may read {prefix}/metrics (qqgate.metrics); empty: nobody, the route is not there
+    metrics_allow: tuple[IPNetwork, ...] = setting((), values.networks)
 
     @property
     def state_cookie_name(self) -> str:

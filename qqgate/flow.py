@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from webob import Response
 
-from . import answers, logs, readiness, wsgiutil
+from . import answers, logs, metrics, readiness, wsgiutil
 from .answers import Answer
 from .config import Settings
 from .headers import IdentityHeaders
@@ -64,6 +64,7 @@ class SignInRoutes:
             "/auth": self.auth,
             "/ping": self.ping,
             "/ready": self.ready,
+            "/metrics": self.metrics_text,
         }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -90,7 +91,9 @@ class SignInRoutes:
         if wsgiutil.wants_html(environ):
             # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
             location = self.start_url(environ, next_url)
+            metrics.get().challenges.labels("302").inc()
             return answers.redirect(location)(environ, start_response)
+        metrics.get().challenges.labels("401").inc()
         return self._login_required(environ, next_url)(environ, start_response)
 
     def forbidden(self, environ: Environ, identity: Identity) -> Response:
@@ -179,6 +182,7 @@ class SignInRoutes:
             status = "202 Accepted"
             headers += session.headers  # rendered once per token, like the environ entries
             environ["REMOTE_USER"] = session.identity.openid  # for the access log
+        metrics.get().auth_answers.labels(status[:3]).inc()
         return Answer(status, headers)
 
     def ping(self, environ: Environ) -> Response:
@@ -198,6 +202,17 @@ class SignInRoutes:
             response = json_response(200, {"status": "ready", "upstream": upstream})
         response.headerlist.append(("Cache-Control", "no-store"))
         return response
+
+    def metrics_text(self, environ: Environ) -> Response:
+        """The Prometheus text format, for ``metrics_allow`` addresses only."""
+        allow = self.settings.metrics_allow
+        if not allow:
+            return self._not_found(environ)
+        if not metrics.scrape_allowed(environ, allow):
+            return json_response(403, {"error": "metrics_not_allowed"})
+        body, content_type = metrics.exposition()
+        headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
+        return Response(body=body, headerlist=headers)
 
     # --- the callback, step by step ----------------------------------------------------------
 

@@ -31,8 +31,7 @@ class TrustedProxies:
         return bool(self.networks)
 
     def trusts(self, address: str) -> bool:
-        ip = _ip(address)
-        return ip is not None and any(ip in network for network in self.networks)
+        return address_in(address, self.networks)
 
     def client(self, environ: Mapping[str, Any]) -> str:
         """The visitor's address: the peer, or past trusted hops in ``X-Forwarded-For``."""
@@ -48,6 +47,11 @@ class TrustedProxies:
             if not any(ip in network for network in self.networks):
                 break
         return address
+
+
+def address_in(address: str, networks: Iterable[IPNetwork]) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in network for network in networks)
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

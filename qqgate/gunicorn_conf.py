@@ -9,13 +9,21 @@ proxies trusted to set X-Forwarded-Proto, default 127.0.0.1,::1). The bounds on 
 """
 
 import os
+import shutil
 import sys
+import tempfile
+from typing import Any
 
-from qqgate import reloads
+from qqgate import metrics, reloads
 from qqgate.config import ConfigError, Settings
 from qqgate.values import bind_address
 
 wsgi_app = "qqgate.wsgi:application"
+# prometheus_client's multiprocess mode: each worker writes its metrics to files here, and a scrape
+# adds them up. A fresh directory per master, removed when it exits (unless the operator set one).
+_metrics_dir = "" if os.environ.get(metrics.MULTIPROC_ENV) else tempfile.mkdtemp(prefix="qqgate-")
+if _metrics_dir:
+    os.environ[metrics.MULTIPROC_ENV] = _metrics_dir
 bind = os.environ.get("QQGATE_BIND", "127.0.0.1:8000")
 try:
     bind_address(bind)
@@ -64,3 +72,13 @@ def on_starting(server: object) -> None:
 def on_reload(server: object) -> None:
     """On SIGHUP: check the new gate.ini before any new worker forks; keep the old one if bad."""
     reloads.reload(server)
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker ended: its gauges (requests in flight, tunnels) leave the sums."""
+    metrics.worker_exited(worker.pid)
+
+
+def on_exit(server: object) -> None:
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

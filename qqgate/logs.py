@@ -2,6 +2,7 @@
 
 Each line names the event, the openid when there is one, the client address and the reason.
 Codes, tokens, states, cookie values and keys are never passed in, so they can never be logged.
+Sign-in outcomes and denials are counted for the metrics too (``qqgate.metrics``).
 
 ``log_format = text`` gives ``sign-in ok openid=... client=...``; ``json`` gives one JSON object a
 line, with the same fields as keys, for log shippers. ``configure(settings)`` installs either on
@@ -18,6 +19,7 @@ import sys
 from datetime import UTC, datetime
 from typing import IO
 
+from . import metrics
 from .config import Settings
 
 LOGGER_NAME = "qqgate"
@@ -30,6 +32,7 @@ def event(logger: logging.Logger, level: int, name: str, **fields: object) -> No
     present = {key: value for key, value in fields.items() if value is not None}
     line = " ".join([name, *(f"{key}={_text_value(value)}" for key, value in present.items())])
     logger.log(level, "%s", line, extra={"qqgate_event": name, "qqgate_fields": present})
+    metrics.count_event(name, present)
 
 
 def _text_value(value: object) -> str:
