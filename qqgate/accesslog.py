@@ -1,6 +1,10 @@
 """``GateLogger``: gunicorn's logger as ``qqgate serve`` runs it (``logger_class`` in
 ``qqgate.gunicorn_conf``).
 
+With ``log_format = json`` gunicorn's error and access lines are JSON objects too, one a line, like
+the gate's own (``qqgate.logs.JsonFormatter``): an access line carries ``event: "request"`` and the
+client, user, method, target, status, bytes, duration and user agent as fields.
+
 gunicorn writes the request line, query included, into every access-log line. The callback's query
 carries QQ's authorization code and the login's state, which must never reach a log, so this
 logger drops the callback's query altogether (the gate marks that request in the environ) and, on
@@ -9,12 +13,16 @@ any other path, the values of parameters named like a credential (``code``, ``st
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from gunicorn import glogging
 
+from . import reloads
+from .logs import JsonFormatter
 from .wsgiutil import REDACT_QUERY, Environ, client_address
 
 REDACTED = "[redacted]"
@@ -39,8 +47,43 @@ def redact_uri(raw_uri: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 
 
+# JSON field -> gunicorn atom, for the access lines.
+_ACCESS_FIELDS = {
+    "client": "h",
+    "user": "{remote_user}e",
+    "method": "m",
+    "target": "{raw_uri}e",
+    "status": "s",
+    "bytes": "B",
+    "duration_ms": "M",
+    "user_agent": "a",
+}
+
+
+class AccessJsonFormatter(JsonFormatter):
+    """A JSON access line, its fields taken from the atoms gunicorn logs it with."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        atoms = record.args
+        if isinstance(atoms, Mapping):
+            record.qqgate_event = "request"
+            record.qqgate_fields = {name: atoms[atom] for name, atom in _ACCESS_FIELDS.items()}
+        return super().format(record)
+
+
 class GateLogger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type hints
-    """gunicorn's logger, with the request line and query redacted in every access-log atom."""
+    """gunicorn's logger: the request line and query redacted in every access-log atom, and
+    JSON lines with ``log_format = json`` (from the settings the master checked)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        settings = reloads.current()
+        if settings is None or settings.log_format != "json":
+            return
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+        for handler in self.access_log.handlers:
+            handler.setFormatter(AccessJsonFormatter())
 
     def atoms(
         self, resp: Any, req: Any, environ: Environ, request_time: timedelta

@@ -6,8 +6,9 @@ Sign-in outcomes and denials are counted for the metrics too (``qqgate.metrics``
 
 ``log_format = text`` gives ``sign-in ok openid=... client=...``; ``json`` gives one JSON object a
 line, with the same fields as keys, for log shippers. ``configure(settings)`` installs either on
-the ``qqgate`` logger; the command-line and WSGI entry points call it, an app that embeds the
-middleware may call it or bring its own logging setup.
+the ``qqgate`` logger; the command-line and WSGI entry points call it, and ``QQGate`` calls
+``configure_unless_configured``, so an app that embeds the middleware logs its events with no
+setup, or with its own.
 """
 
 from __future__ import annotations
@@ -96,3 +97,16 @@ def configure(
     logger.setLevel(level)
     logger.propagate = False
     return handler
+
+
+def configure_unless_configured(settings: Settings) -> None:
+    """What an app that embeds the middleware gets with no setup of its own: when neither the
+    ``qqgate`` logger nor the root logger has a handler (the app has set up no logging), the
+    gate's lines go to stderr as ``configure`` sends them. Logging set up before the gate is
+    created is left alone (the ``qqgate`` logger then only gets level INFO, if it had none)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers or logging.getLogger().handlers:
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        return
+    configure(settings)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from . import logs
 from .config import Settings
 from .flow import SignInRoutes
 from .forwarded import TrustedProxies
@@ -45,6 +46,7 @@ class QQGate:
     ) -> None:
         self.app = app
         self.settings = settings
+        logs.configure_unless_configured(settings)
         self.identity_headers = IdentityHeaders(settings)
         self.sessions = Sessions(settings, clock, headers=self.identity_headers)
         self._load = self.sessions.load  # bound once: called on every request

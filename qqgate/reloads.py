@@ -10,7 +10,6 @@ boot and gunicorn's master shut down.)
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from .config import ConfigError, Settings, config_path, load_settings
@@ -52,15 +51,15 @@ def start() -> Settings | ConfigError:
 def reload(server: Any) -> None:
     """gunicorn's ``on_reload`` hook: runs in the master after SIGHUP, before new workers fork."""
     global _current
-    log: logging.Logger | Any = server.log
     path = config_path()
     try:
         settings = load_checked(path)
     except ConfigError as exc:
         problems = "; ".join(f"{key}: {message}" for key, message in exc.problems)
-        log.error("qqgate: reload refused, %s unchanged: %s", path, problems)
+        server.log.error("qqgate: reload refused, %s unchanged: %s", path, problems)
         return
     _current = settings
     for name, key in GUNICORN_SETTINGS.items():
         server.cfg.set(name, getattr(settings, key))
-    log.info("qqgate: reloaded %s", path)
+    server.log.setup(server.cfg)  # log_format may have changed
+    server.log.info("qqgate: reloaded %s", path)
