@@ -30,7 +30,8 @@ from .session import (
 )
 from .wsgiutil import Environ
 
-CACHE_HIT_BATCH = 100  # cache hits are passed to the metrics this many at a time
+CACHE_HIT_BATCH = 100  # cache hits are passed to the metrics this many at a time,
+CACHE_HIT_SECONDS = 1.0  # or with the first hit this long after the last time
 MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
 
 
@@ -61,6 +62,7 @@ class Sessions:
         self.restricted = bool(self._allowed)  # False: everyone signed in is allowed
         self._clock = clock
         self._cache_hits = 0  # not yet passed to the metrics
+        self._count_at = 0.0  # when they are passed on at the latest (with the next hit)
 
     # --- the session --------------------------------------------------------------------------
 
@@ -72,11 +74,12 @@ class Sessions:
         token = self._remembered(cookie)
         if token is not None:
             session = self._cached(token)
-            if session is not None and session.expires > self._clock():
+            now = self._clock()
+            if session is not None and session.expires > now:
                 # Counted here, passed to the metrics in batches: a metric update costs more than
                 # the rest of this path (prometheus_client, multiprocess mode: about 2.5 µs).
                 self._cache_hits += 1
-                if self._cache_hits >= CACHE_HIT_BATCH:
+                if self._cache_hits >= CACHE_HIT_BATCH or now >= self._count_at:
                     self._count_cache_lookups()
                 return session
         return self._load(cookie)
@@ -99,6 +102,7 @@ class Sessions:
     def _count_cache_lookups(self, misses: int = 0) -> None:
         counter = metrics.get().token_cache
         hits, self._cache_hits = self._cache_hits, 0
+        self._count_at = self._clock() + CACHE_HIT_SECONDS
         if hits:
             counter.labels("hit").inc(hits)
         if misses:
