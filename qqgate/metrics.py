@@ -16,8 +16,8 @@ The ``{prefix}/metrics`` route serves the text format to ``metrics_allow`` addre
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,9 +28,27 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-@cache
+_created: Any = None
+_creating = threading.Lock()
+
+
 def get() -> Any:
     """The metrics, created on first use (see the module docstring)."""
+    if _created is None:
+        _create()
+    return _created
+
+
+def _create() -> None:
+    # Once, even when the first requests of a threaded worker arrive together: prometheus_client
+    # refuses a second metric of the same name.
+    global _created
+    with _creating:
+        if _created is None:
+            _created = _new_metrics()
+
+
+def _new_metrics() -> Any:
     from prometheus_client import Counter, Gauge, Histogram
 
     return SimpleNamespace(

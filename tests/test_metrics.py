@@ -3,6 +3,7 @@ multiprocess mode, served at ``{prefix}/metrics`` to ``metrics_allow`` addresses
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -102,3 +103,30 @@ def test_behind_a_trusted_proxy_the_visitor_address_decides() -> None:
     app.get("/_qqgate/metrics", extra_environ=local, headers={"X-Forwarded-For": "10.0.0.5"})
     outside = {"X-Forwarded-For": "10.0.0.5, 203.0.113.9"}
     app.get("/_qqgate/metrics", extra_environ=local, headers=outside, status=403)
+
+
+def test_metrics_are_created_once_by_racing_threads(monkeypatch) -> None:
+    from qqgate import metrics
+
+    calls = []
+
+    def slow_new_metrics() -> object:
+        calls.append(1)
+        time.sleep(0.05)  # long enough for every thread to arrive meanwhile
+        return object()
+
+    monkeypatch.setattr(metrics, "_created", None)
+    monkeypatch.setattr(metrics, "_new_metrics", slow_new_metrics)
+    barrier = threading.Barrier(8)
+    seen = []
+
+    def first_request() -> None:
+        barrier.wait()
+        seen.append(metrics.get())
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(calls) == 1 and len(seen) == 8 and len({id(m) for m in seen}) == 1
