@@ -63,12 +63,12 @@ class QQGate:
         self.public_paths = PublicPaths(settings.public_paths)
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
-        self._proxies = TrustedProxies(settings.trusted_proxies) or None
+        self.proxies = TrustedProxies(settings.trusted_proxies) or None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
-        if self._proxies is not None:  # for wsgiutil.client_address, in the logs
-            environ[TRUSTED_PROXIES] = self._proxies
+        if self.proxies is not None:  # for wsgiutil.client_address, in the logs
+            environ[TRUSTED_PROXIES] = self.proxies
         path = environ.get("PATH_INFO", "")
         if path.startswith(self._prefix) and (
             path == self._prefix or path.startswith(self._route_prefix)

@@ -87,8 +87,12 @@ def test_access_log_and_events_through_real_gunicorn(tmp_path, provider, trusted
         headers = {"X-Forwarded-For": "6.6.6.6, 198.51.100.1"}
         answer = requests.get(f"{gate.url}/_qqgate/callback?code=c&state=s", headers=headers)
         assert answer.status_code == 400
+        elsewhere = requests.get(f"{gate.url}/not-the-gates", headers=headers, timeout=30)
+        assert elsewhere.status_code == 404  # routes only: answered beside the gate
     finally:
         output = gate.stop()
     assert f"sign-in failed reason=state_mismatch client={logged}" in output, output
     assert f"\n{logged} - [" in output, output
+    (beside,) = [line for line in output.splitlines() if "/not-the-gates" in line]
+    assert beside.startswith(f"{logged} - ["), beside
     assert "6.6.6.6" not in output
