@@ -1,4 +1,4 @@
-"""The ``qqgate`` command: ``demo``, ``check``, ``serve`` and ``secret``."""
+"""The ``qqgate`` command: ``demo``, ``check``, ``serve``, ``secret`` and ``provider``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from . import checks
-from .config import KEYS, ConfigError, Settings, load_settings
-from .pages import load_templates
+from . import checks, values
+from .config import KEYS, ConfigError, Settings
+from .reloads import load_checked
 
 # Every key but the two secrets, in gate.ini.example's order.
 _SUMMARY_KEYS = tuple(key for key in KEYS if key not in ("app_key", "secret_key"))
@@ -29,32 +29,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a gate.ini and print a summary without secrets"
     )
     check.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings as problems (exit 1), for CI"
+    )
     serve = commands.add_parser("serve", help="run the gate under gunicorn")
     serve.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
     serve.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     commands.add_parser("secret", help="print a fresh random secret_key")
+    provider = commands.add_parser(
+        "provider", help="run the development QQ provider on localhost (never expose it)"
+    )
+    provider.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    provider.add_argument("--app-id", default="101000001", help="the APP ID it accepts")
+    provider.add_argument("--app-key", help="the APP Key it accepts (default: a fresh one)")
+    provider.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the gate's redirect_uri, registered exactly as at QQ Connect (repeatable; default "
+        "http://127.0.0.1:8000/_qqgate/callback)",
+    )
+    provider.add_argument(
+        "--unionid", action="store_true", help="grant the app unionid (QQ answers 100048 without)"
+    )
     args = parser.parse_args(argv)
     if args.command == "secret":
         print(secrets.token_urlsafe(48))
         return 0
     if args.command == "serve":
         return serve_gate(args.config, args.bind, args.workers)
+    if args.command == "provider":
+        from .dev.provider import run_provider
+
+        callbacks = args.redirect_uri or ["http://127.0.0.1:8000/_qqgate/callback"]
+        run_provider(args.port, args.app_id, args.app_key, callbacks, unionid=args.unionid)
+        return 0
     if args.command == "demo":
         from .dev.demo import run_demo
 
         run_demo(args.port)
         return 0
-    return check_config(args.config)
+    return check_config(args.config, strict=args.strict)
 
 
 def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     """Validate the config, then replace this process with gunicorn (signals go straight to it)."""
     try:
         load_checked(path)
+        if bind:
+            values.bind_address(bind)
     except ConfigError as exc:
         print(f"qqgate: cannot start: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(f"qqgate: cannot start: --bind {bind}: {exc}", file=sys.stderr)
+        return 2
     os.environ["QQGATE_CONFIG"] = os.path.abspath(path)
     args = [sys.executable, "-m", "gunicorn", "-c", "python:qqgate.gunicorn_conf"]
     if bind:
@@ -64,29 +95,30 @@ def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     os.execv(sys.executable, args)  # noqa: S606 - our own interpreter, fixed arguments
 
 
-def load_checked(path: str) -> Settings:
-    """The settings in ``path``, with the page templates they name loaded once to check them."""
-    settings = load_settings(path)
-    load_templates(settings.templates_dir)
-    return settings
-
-
-def check_config(path: str) -> int:
+def check_config(path: str, *, strict: bool = False) -> int:
+    """Print every problem and exit 1, or a summary and the warnings and exit 0 (with ``strict``,
+    warnings are problems: exit 1)."""
     try:
         settings = load_checked(path)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for key, message in exc.problems:
-            print(f"  {key}: {message}", file=sys.stderr)
-        return 1
+        return _problems(f"{path}: {len(exc.problems)} problem(s)", exc.problems)
+    advice = checks.warnings(settings, checks.example_values(path))
+    if strict and advice:
+        return _problems(f"{path}: {len(advice)} warning(s), problems with --strict", advice)
     print(f"{path}: OK")
     for line in summary(settings):
         print(f"  {line}")
     print(f"callback URL to register at QQ Connect: {checks.callback_url(settings)}")
-    advice = checks.warnings(settings, checks.example_values(path))
     for key, message in advice:
         print(f"warning: {key}: {message}")
     return 0
+
+
+def _problems(heading: str, problems: list[tuple[str, str]]) -> int:
+    print(heading, file=sys.stderr)
+    for key, message in problems:
+        print(f"  {key}: {message}", file=sys.stderr)
+    return 1
 
 
 def summary(settings: Settings) -> list[str]:
@@ -98,7 +130,7 @@ def summary(settings: Settings) -> list[str]:
 
 def _show(value: object) -> str:
     if isinstance(value, tuple | frozenset):
-        return " ".join(sorted(value)) or "(none)"
+        return " ".join(sorted(str(item) for item in value)) or "(none)"
     return "(none)" if value is None else str(value)
 
 

@@ -10,6 +10,7 @@ Validation collects every problem before raising, so an operator fixes a config 
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -18,12 +19,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import values
+from .forwarded import IPNetwork
 from .validation import CHECKS
 from .values import as_text
 
 SECTION = "qqgate"
 ENV_PREFIX = "QQGATE_"
 DEFAULT_CONFIG = "gate.ini"
+# QQGATE_* variables that are not settings: read by qqgate.gunicorn_conf and qqgate serve.
+ENV_VARIABLES = (
+    "QQGATE_CONFIG",
+    "QQGATE_BIND",
+    "QQGATE_WORKERS",
+    "QQGATE_WORKER_CLASS",
+    "QQGATE_THREADS",
+    "QQGATE_FORWARDED_ALLOW_IPS",
+)
 
 
 class ConfigError(Exception):
@@ -101,6 +112,10 @@ class Settings:
     language: str = setting("auto", values.choice("auto", "zh", "en"))
     templates_dir: str | None = setting(None, values.optional_text)
     log_format: str = setting("text", values.choice("text", "json"))
+    # reverse proxies whose X-Forwarded-For names the visitor in the logs (qqgate.forwarded)
+    trusted_proxies: tuple[IPNetwork, ...] = setting((), values.networks)
+    # who may read {prefix}/metrics (qqgate.metrics); empty: nobody, the route is not there
+    metrics_allow: tuple[IPNetwork, ...] = setting((), values.networks)
 
     @property
     def mount(self) -> str:
@@ -136,9 +151,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     raw: dict[str, Any] = {}
     if path is not None:
         raw.update(read_ini(path))
-    raw.update(read_environ(os.environ))
+    environ = read_environ(os.environ)
+    raw.update(environ)
     raw.update(overrides)
-    return settings_from_mapping(raw)
+    sources = {key: ENV_PREFIX + key.upper() for key in environ if key not in overrides}
+    return settings_from_mapping(raw, sources, unknown_variables(os.environ))
 
 
 def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -150,12 +167,30 @@ def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
         raise ConfigError(
             [("config file", f"cannot read {os.fspath(path)!r}: {exc.strerror}")]
         ) from None
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        problem = f"{os.fspath(path)!r} is not a valid INI file: {type(exc).__name__}"
-        raise ConfigError([("config file", problem)]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("config file", f"{os.fspath(path)!r} is not UTF-8 text")]) from None
+    except configparser.Error as exc:
+        raise ConfigError(ini_problems(os.fspath(path), exc)) from None
     if not parser.has_section(SECTION):
         raise ConfigError([("config file", f"{os.fspath(path)!r} has no [{SECTION}] section")])
     return dict(parser.items(SECTION))
+
+
+def ini_problems(path: str, exc: configparser.Error) -> list[tuple[str, str]]:
+    """What configparser found wrong, by line number. The lines themselves are not repeated:
+    a malformed line may hold a secret."""
+    invalid = f"{path!r} is not a valid INI file"
+    where = f"{invalid}: line {getattr(exc, 'lineno', None) or '?'}"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return [("config file", f"{where}: text before the first [section] header")]
+    if isinstance(exc, configparser.ParsingError):
+        lines = [number for number, _ in exc.errors]
+        return [("config file", f"{invalid}: line {n}: not a `key = value` line") for n in lines]
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return [("config file", f"{where}: {exc.option!r} given twice in [{exc.section}]")]
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return [("config file", f"{where}: [{exc.section}] given twice")]
+    return [("config file", f"{invalid}: {type(exc).__name__}")]
 
 
 def read_environ(environ: Mapping[str, str]) -> dict[str, str]:
@@ -166,29 +201,53 @@ def read_environ(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    """Parse and validate a mapping of key -> str (or already-typed) values."""
-    problems: list[tuple[str, str]] = []
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A problem for every ``QQGATE_*`` variable that names no setting: a misspelt one
+    (``QQGATE_UPSTRAM``) would otherwise be ignored without a word."""
+    known = {ENV_PREFIX + key.upper() for key in _PARSERS} | set(ENV_VARIABLES)
+    problems = []
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append((name, f"unknown variable: no such setting{hint}"))
+    return problems
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any],
+    sources: Mapping[str, str] | None = None,
+    problems: list[tuple[str, str]] | None = None,
+) -> Settings:
+    """Parse and validate a mapping of key -> str (or already-typed) values.
+
+    Every problem is collected before ``ConfigError`` is raised: values that do not parse, missing
+    keys, and the checks of ``qqgate.validation`` on everything that did parse. ``sources`` names
+    the ``QQGATE_*`` variable a key came from, for its messages; ``problems`` are found earlier.
+    """
+    problems = list(problems or [])
     values: dict[str, Any] = {}
+    failed: set[str] = set()
     for key, value in raw.items():
         if key not in _PARSERS:
             problems.append((key, "unknown key"))
-            continue
-        if value is None or value == "":
-            continue
-        try:
-            values[key] = _PARSERS[key](as_text(value))
-        except ValueError as exc:
-            problems.append((key, str(exc)))
-    problems += [(key, "missing (required)") for key in REQUIRED if not values.get(key)]
-    if problems:
-        raise ConfigError(problems)
+        elif value is not None and value != "":
+            try:
+                values[key] = _PARSERS[key](as_text(value))
+            except ValueError as exc:
+                problems.append((key, str(exc)))
+                failed.add(key)
+    missing = [key for key in REQUIRED if not values.get(key) and key not in failed]
+    problems += [(key, "missing (required)") for key in missing]
     _normalise(values)
-    problems = _validate(values)
+    problems += _validate(values, failed.union(missing))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([_named(key, message, sources or {}) for key, message in problems])
     values["secret_keys"] = tuple(values.pop("secret_key"))
     return Settings(**values)
+
+
+def _named(key: str, message: str, sources: Mapping[str, str]) -> tuple[str, str]:
+    return (key, f"{message} (from {sources[key]})") if key in sources else (key, message)
 
 
 def _normalise(values: dict[str, Any]) -> None:
@@ -198,9 +257,14 @@ def _normalise(values: dict[str, Any]) -> None:
         values["qq_base_url"] = values["qq_base_url"].rstrip("/")
 
 
-def _validate(values: dict[str, Any]) -> list[tuple[str, str]]:
-    merged = {**_DEFAULTS, **values}
+def _validate(values: dict[str, Any], unusable: set[str]) -> list[tuple[str, str]]:
+    # A check that reads an unusable key (missing, or its value did not parse) is skipped: its
+    # key has a problem already, and a check on the default instead would only mislead.
+    merged = {key: value for key, value in {**_DEFAULTS, **values}.items() if key not in unusable}
     problems: list[tuple[str, str]] = []
     for check in CHECKS:
-        problems += check(merged, values)
+        try:
+            problems += check(merged, values)
+        except KeyError:
+            continue
     return problems

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from webob import Response
 
-from . import answers, logs, wsgiutil
+from . import answers, logs, metrics, readiness, wsgiutil
 from .answers import Answer
 from .config import Settings
 from .headers import IdentityHeaders
@@ -73,6 +73,8 @@ class SignInRoutes:
             "/userinfo": self.userinfo,
             "/auth": self.auth,
             "/ping": self.ping,
+            "/ready": self.ready,
+            "/metrics": self.metrics_text,
         }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -99,7 +101,9 @@ class SignInRoutes:
         if wsgiutil.wants_html(environ):
             # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
             location = self.start_url(environ, next_url)
+            metrics.get().challenges.labels("302").inc()
             return answers.redirect(location)(environ, start_response)
+        metrics.get().challenges.labels("401").inc()
         return self._login_required(environ, next_url)(environ, start_response)
 
     def forbidden(self, environ: Environ, identity: Identity) -> Response:
@@ -126,7 +130,10 @@ class SignInRoutes:
             return answers.redirect(next_url)
         return self.pages.sign_in(environ, self.url(environ, "/login", next_url))
 
-    def login(self, environ: Environ) -> Answer:
+    def login(self, environ: Environ) -> Response | Answer:
+        if self.sessions.looping(environ):
+            # Back again without a session: the browser drops it. Another trip to QQ won't help.
+            return self._bad_callback(environ, "sign_in_loop")
         next_url = safe_next(_next_param(environ), self._home)
         state = secrets.token_urlsafe(32)
         pending_cookie = self.sessions.add_pending(environ, state, next_url)
@@ -136,6 +143,7 @@ class SignInRoutes:
         return answers.redirect(authorize, pending_cookie)
 
     def callback(self, environ: Environ) -> Response | Answer:
+        environ[wsgiutil.REDACT_QUERY] = True  # its query (code, state) is not for the access log
         response = self._callback(environ)
         answers.set_header(response, "Referrer-Policy", "no-referrer")  # the URL carries the code
         answers.set_header(response, "Cache-Control", "no-store")
@@ -153,6 +161,9 @@ class SignInRoutes:
             response = self.pages.signed_out(environ, self.start_url(environ))
             response.headerlist.append(("Cache-Control", "no-store"))
         response.headerlist.append(self.sessions.clear())
+        reset = self.sessions.forget_returns(environ)
+        if reset:
+            response.headerlist.append(reset)
         if identity:
             client = wsgiutil.client_address(environ)
             logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
@@ -181,12 +192,37 @@ class SignInRoutes:
             status = "202 Accepted"
             headers += session.headers  # rendered once per token, like the environ entries
             environ["REMOTE_USER"] = session.identity.openid  # for the access log
+        metrics.get().auth_answers.labels(status[:3]).inc()
         return Answer(status, headers)
 
     def ping(self, environ: Environ) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
         response.headerlist.append(("Cache-Control", "no-store"))
         return response
+
+    def ready(self, environ: Environ) -> Response:
+        """200 when this gate can serve; 503 with the reason (in proxy mode: the upstream)."""
+        upstream = self.settings.upstream
+        problem = readiness.upstream_problem(
+            upstream, min(readiness.CONNECT_TIMEOUT, self.settings.upstream_timeout)
+        )
+        if problem:
+            response = json_response(503, {"status": "not_ready", "reason": problem})
+        else:
+            response = json_response(200, {"status": "ready", "upstream": upstream})
+        response.headerlist.append(("Cache-Control", "no-store"))
+        return response
+
+    def metrics_text(self, environ: Environ) -> Response:
+        """The Prometheus text format, for ``metrics_allow`` addresses only."""
+        allow = self.settings.metrics_allow
+        if not allow:
+            return self._not_found(environ)
+        if not metrics.scrape_allowed(environ, allow):
+            return json_response(403, {"error": "metrics_not_allowed"})
+        body, content_type = metrics.exposition()
+        headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
+        return Response(body=body, headerlist=headers)
 
     # --- the callback, step by step ----------------------------------------------------------
 

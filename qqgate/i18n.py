@@ -69,6 +69,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "QQ登录已取消或被拒绝。如需访问，请重新登录。",
         "The QQ sign-in was cancelled or refused. You can start again.",
     ),
+    "sign_in_loop.message": (
+        "你已经多次从QQ登录返回，但浏览器没有保存登录状态，所以不会再次跳转到QQ。可能的原因："
+        "浏览器禁用了Cookie；网站通过 http 访问，而登录Cookie要求 https（cookie_secure）；"
+        "或者网站配置的 cookie_domain 与当前地址不符。请允许Cookie，或联系网站管理员。"
+        "两分钟后可以重新登录。",
+        "You came back from QQ several times, but this browser did not keep the sign-in, so the "
+        "gate is not sending you round again. Likely causes: cookies are blocked in this "
+        "browser; the site is opened over plain http while its sign-in cookie requires https "
+        "(cookie_secure); or the site's cookie_domain does not match this address. Allow "
+        "cookies or tell the site's operator. You can start again in two minutes.",
+    ),
     # QQ answered, but not with a sign-in
     "qq_restart.title": ("请重新登录", "Please start again"),
     "qq_restart.message": (

@@ -2,11 +2,13 @@
 
 Each line names the event, the openid when there is one, the client address and the reason.
 Codes, tokens, states, cookie values and keys are never passed in, so they can never be logged.
+Sign-in outcomes and denials are counted for the metrics too (``qqgate.metrics``).
 
 ``log_format = text`` gives ``sign-in ok openid=... client=...``; ``json`` gives one JSON object a
 line, with the same fields as keys, for log shippers. ``configure(settings)`` installs either on
-the ``qqgate`` logger; the command-line and WSGI entry points call it, an app that embeds the
-middleware may call it or bring its own logging setup.
+the ``qqgate`` logger; the command-line and WSGI entry points call it, and ``QQGate`` calls
+``configure_unless_configured``, so an app that embeds the middleware logs its events with no
+setup, or with its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from datetime import UTC, datetime
 from typing import IO
 
+from . import metrics
 from .config import Settings
 
 LOGGER_NAME = "qqgate"
@@ -30,6 +33,7 @@ def event(logger: logging.Logger, level: int, name: str, **fields: object) -> No
     present = {key: value for key, value in fields.items() if value is not None}
     line = " ".join([name, *(f"{key}={_text_value(value)}" for key, value in present.items())])
     logger.log(level, "%s", line, extra={"qqgate_event": name, "qqgate_fields": present})
+    metrics.count_event(name, present)
 
 
 def _text_value(value: object) -> str:
@@ -93,3 +97,16 @@ def configure(
     logger.setLevel(level)
     logger.propagate = False
     return handler
+
+
+def configure_unless_configured(settings: Settings) -> None:
+    """What an app that embeds the middleware gets with no setup of its own: when neither the
+    ``qqgate`` logger nor the root logger has a handler (the app has set up no logging), the
+    gate's lines go to stderr as ``configure`` sends them. Logging set up before the gate is
+    created is left alone (the ``qqgate`` logger then only gets level INFO, if it had none)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers or logging.getLogger().handlers:
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        return
+    configure(settings)

@@ -21,14 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from . import logs
 from .config import Settings
 from .flow import SignInRoutes
+from .forwarded import TrustedProxies
 from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
 from .session import Identity
 from .sessions import Sessions
-from .wsgiutil import Environ, StartResponse, WSGIApp
+from .wsgiutil import TRUSTED_PROXIES, Environ, StartResponse, WSGIApp
 
 
 class QQGate:
@@ -44,6 +46,7 @@ class QQGate:
     ) -> None:
         self.app = app
         self.settings = settings
+        logs.configure_unless_configured(settings)
         self.identity_headers = IdentityHeaders(settings)
         self.sessions = Sessions(settings, clock, headers=self.identity_headers)
         self._load = self.sessions.load  # bound once: called on every request
@@ -60,9 +63,12 @@ class QQGate:
         self.public_paths = PublicPaths(settings.public_paths)
         self._prefix = settings.prefix
         self._route_prefix = settings.prefix + "/"
+        self.proxies = TrustedProxies(settings.trusted_proxies) or None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self.identity_headers.strip(environ)
+        if self.proxies is not None:  # for wsgiutil.client_address, in the logs
+            environ[TRUSTED_PROXIES] = self.proxies
         path = environ.get("PATH_INFO", "")
         if path.startswith(self._prefix) and (
             path == self._prefix or path.startswith(self._route_prefix)

@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 import requests
 import urllib3.exceptions
 
+from . import metrics
 from .qqanswers import (
     AVATAR_URL,
     CODE_MESSAGES,
@@ -268,11 +269,14 @@ class QQClient:
         raise error from None
 
     def _fetch(self, endpoint: str, path: str, params: dict[str, str]) -> tuple[int, bytes]:
-        with self.session.get(
-            self.base_url + path,
-            params=params,
-            timeout=self.timeout,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
+        with (
+            metrics.get().qq_seconds.labels(endpoint).time(),
+            self.session.get(
+                self.base_url + path,
+                params=params,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as response,
+        ):
             return response.status_code, _read_capped(response, endpoint)

@@ -52,6 +52,10 @@ STATE_SALT = "qqgate.state.v1"
 STATE_MAX_AGE = 600  # QQ's authorization code lives 10 minutes; a pending login needs no longer
 MAX_PENDING_LOGINS = 3  # a few tabs may start a sign-in at once
 CACHE_BYTES = 192 * MIB  # the default token_cache_mib: qqgate.tokencache says what that holds
+# The redirect-loop breaker (qqgate.sessions.Sessions.looping): this many returns from QQ within
+# this many seconds, and still no session, mean the browser is not keeping the session cookie.
+ROUND_TRIP_LIMIT = 3
+ROUND_TRIP_WINDOW = 120
 
 Clock = Callable[[], float]
 Render = Callable[["Identity"], Mapping[str, object]]
@@ -189,22 +193,33 @@ class StateCodec:
         self._tokens = TokenVerifier(self._serializer)
         self._clock = clock
 
-    def dumps(self, pending: Sequence[PendingLogin]) -> str:
-        return self._serializer.dumps([[p.state, p.next_url, p.expires] for p in pending])
+    def dumps(self, pending: Sequence[PendingLogin], returns: Sequence[int] = ()) -> str:
+        """``pending`` logins and the times of recent ``returns`` from QQ (the loop breaker's
+        count: one-element rows, which a gate without the breaker skips)."""
+        rows = [[p.state, p.next_url, p.expires] for p in pending]
+        return self._serializer.dumps(rows + [[when] for when in returns])
 
     def loads(self, token: str) -> list[PendingLogin]:
         """The unexpired pending logins in ``token``; empty for anything invalid."""
+        return self.load(token)[0]
+
+    def load(self, token: str) -> tuple[list[PendingLogin], list[int]]:
+        """The unexpired pending logins in ``token`` and its returns from QQ within
+        ``ROUND_TRIP_WINDOW``; empty for anything invalid."""
         try:
             rows = self._tokens.loads(token)
         except (BadData, ValueError, TypeError):
-            return []
+            return [], []
         now = self._clock()
-        pending = []
+        pending, returns = [], []
         for row in rows if isinstance(rows, list) else ():
-            well_formed = isinstance(row, list) and len(row) == 3
-            if well_formed and _all_str(*row[:2]) and _all_int(row[2]) and row[2] > now:
+            if not isinstance(row, list):
+                continue
+            if len(row) == 3 and _all_str(*row[:2]) and _all_int(row[2]) and row[2] > now:
                 pending.append(PendingLogin(*row))
-        return pending[-MAX_PENDING_LOGINS:]
+            elif len(row) == 1 and _all_int(row[0]) and now - ROUND_TRIP_WINDOW < row[0] <= now:
+                returns.append(row[0])
+        return pending[-MAX_PENDING_LOGINS:], returns[-ROUND_TRIP_LIMIT:]
 
     def new(self, state: str, next_url: str) -> PendingLogin:
         return PendingLogin(state, next_url, int(self._clock()) + STATE_MAX_AGE)

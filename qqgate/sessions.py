@@ -14,10 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from . import metrics
 from .config import Settings
 from .cookies import CookieReader, cookie_values, set_cookie
 from .headers import IdentityHeaders
 from .session import (
+    ROUND_TRIP_LIMIT,
     STATE_MAX_AGE,
     Identity,
     PendingLogin,
@@ -29,6 +31,8 @@ from .session import (
 from .tokencache import MIB
 from .wsgiutil import Environ
 
+CACHE_HIT_BATCH = 100  # cache hits are passed to the metrics this many at a time,
+CACHE_HIT_SECONDS = 1.0  # or with the first hit this long after the last time
 MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
 
 
@@ -60,6 +64,8 @@ class Sessions:
         self._allowed = settings.allowed_openids
         self.restricted = bool(self._allowed)  # False: everyone signed in is allowed
         self._clock = clock
+        self._hits_counted = self._misses_counted = 0  # the cache's counts the metrics have
+        self._count_at = 0.0  # when hits are passed on at the latest (with the next hit)
 
     # --- the session --------------------------------------------------------------------------
 
@@ -71,8 +77,14 @@ class Sessions:
         token = self._usual(cookie)
         if token is not None:
             session = self._cached(token)  # a cached token has neither spaces nor quotes
-            if session is not None and session.expires > self._clock():
-                self.cache.hits += 1
+            now = self._clock()
+            if session is not None and session.expires > now:
+                cache = self.cache
+                cache.hits += 1
+                # Passed to the metrics in batches: a metric update costs more than the rest of
+                # this path (prometheus_client, multiprocess mode: about 2.5 µs).
+                if now >= self._count_at or cache.hits - self._hits_counted >= CACHE_HIT_BATCH:
+                    self._count_cache_lookups()
                 return session
         return self._load(cookie)
 
@@ -80,15 +92,30 @@ class Sessions:
         token = self._cookies.first(cookie)
         if token is None:
             return None
-        session = self.codec.verify(token)
-        if session is not None:
-            return session
-        # Several cookies of our name (another path or domain): the first one that verifies.
-        for token in self._cookies.values(cookie)[1:]:
+        try:
             session = self.codec.verify(token)
             if session is not None:
                 return session
-        return None
+            # Several cookies of our name (another path or domain): the first one that verifies.
+            for token in self._cookies.values(cookie)[1:]:
+                session = self.codec.verify(token)
+                if session is not None:
+                    return session
+            return None
+        finally:
+            self._count_cache_lookups()  # a miss is rare and costly anyway: passed on at once
+
+    def _count_cache_lookups(self) -> None:
+        """Pass the cache's hits and misses since the last time to the metrics."""
+        cache = self.cache
+        hits, misses = cache.hits - self._hits_counted, cache.misses - self._misses_counted
+        self._hits_counted, self._misses_counted = cache.hits, cache.misses
+        self._count_at = self._clock() + CACHE_HIT_SECONDS
+        counter = metrics.get().token_cache
+        if hits:
+            counter.labels("hit").inc(hits)
+        if misses:
+            counter.labels("miss").inc(misses)
 
     def identify(self, environ: Environ) -> Identity | None:
         """Who is signed in on this request, or None."""
@@ -122,39 +149,63 @@ class Sessions:
 
     def pending(self, environ: Environ) -> list[PendingLogin]:
         """This browser's pending logins (started, not yet back from QQ)."""
+        return self._state(environ)[0]
+
+    def looping(self, environ: Environ) -> bool:
+        """Whether this browser came back from QQ ``ROUND_TRIP_LIMIT`` times within
+        ``ROUND_TRIP_WINDOW`` and still has no session: it is not keeping the session cookie
+        (wrong cookie_domain, Secure over plain http, cookies blocked), and another trip to QQ
+        would only go round again. The count lives in the signed pending-login cookie, which such
+        a browser does keep (one that keeps no cookie at all fails the state check at once)."""
+        returns = self._state(environ)[1]
+        return len(returns) >= ROUND_TRIP_LIMIT and self.load(environ) is None
+
+    def forget_returns(self, environ: Environ) -> tuple[str, str] | None:
+        """On sign-out: the Set-Cookie header that resets ``looping``'s count (pending logins
+        stay), or None when there is nothing to reset. Signing out and in again is no loop."""
+        pending, returns = self._state(environ)
+        return self._state_cookie(pending) if returns else None
+
+    def _state(self, environ: Environ) -> tuple[list[PendingLogin], list[int]]:
         cookie = environ.get("HTTP_COOKIE", "")
         for token in cookie_values(cookie, self.settings.state_cookie_name):
-            pending = self.states.loads(token)
-            if pending:
-                return pending
-        return []
+            pending, returns = self.states.load(token)
+            if pending or returns:
+                return pending, returns
+        return [], []
 
     def add_pending(self, environ: Environ, state: str, next_url: str) -> tuple[str, str]:
         """The Set-Cookie header that adds a pending login for ``state`` to this browser's."""
-        return self._state_cookie([*self.pending(environ), self.states.new(state, next_url)])
+        pending, returns = self._state(environ)
+        return self._state_cookie([*pending, self.states.new(state, next_url)], returns)
 
     def take_pending(
         self, environ: Environ, state: str
     ) -> tuple[PendingLogin | None, tuple[str, str]]:
         """The pending login of ``state`` (single use: it is removed), and the Set-Cookie header
-        of the ones that remain."""
-        pending = self.pending(environ)
+        of the ones that remain, with this return from QQ counted for ``looping``."""
+        pending, returns = self._state(environ)
         entry = take_pending(pending, state)
-        return entry, self._state_cookie([p for p in pending if p is not entry])
+        if entry is not None:
+            returns = [*returns, int(self._clock())][-ROUND_TRIP_LIMIT:]
+        return entry, self._state_cookie([p for p in pending if p is not entry], returns)
 
-    def _state_cookie(self, pending: list[PendingLogin]) -> tuple[str, str]:
+    def _state_cookie(
+        self, pending: list[PendingLogin], returns: list[int] | None = None
+    ) -> tuple[str, str]:
         s = self.settings
+        returns = returns or []
         # The return from QQ is a cross-site navigation: a Strict cookie would not come back.
         samesite = "none" if s.cookie_samesite == "none" else "lax"
-        value = self.states.dumps(pending) if pending else ""
+        value = self.states.dumps(pending, returns) if pending or returns else ""
         # Browsers silently drop a cookie over 4096 bytes: the oldest pending logins go first.
         while len(pending) > 1 and len(value) > MAX_STATE_COOKIE:
             pending = pending[1:]
-            value = self.states.dumps(pending)
+            value = self.states.dumps(pending, returns)
         return set_cookie(
             s.state_cookie_name,
             value,
-            max_age=STATE_MAX_AGE if pending else 0,
+            max_age=STATE_MAX_AGE if value else 0,
             path=s.mount + s.prefix,  # the callback's path: redirect_uri's
             domain=s.cookie_domain,
             secure=s.cookie_secure,

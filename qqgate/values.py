@@ -5,6 +5,7 @@ checks: ``timeout = 0`` is refused whether it came as ``"0"`` or ``0``."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -130,3 +131,29 @@ def upstream_url(raw: str) -> str | None:
 
 def optional_text(raw: str) -> str | None:
     return raw.strip() or None
+
+
+def bind_address(raw: str) -> str:
+    """Where gunicorn listens: ``HOST:PORT``, ``[IPv6]:PORT`` or ``unix:PATH``."""
+    value = raw.strip()
+    if value.startswith("unix:") and len(value) > len("unix:"):
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or host in ("[]",) or (":" in host and not host.startswith("[")):
+        raise ValueError(f"expected HOST:PORT, [IPv6]:PORT or unix:PATH, got {raw!r}")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, got {port!r}")
+    return value
+
+
+def networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR blocks: ``127.0.0.1 10.0.0.0/8 ::1``."""
+    found = []
+    for word in words(raw):
+        try:
+            found.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{word!r} is not an IP address or a CIDR block like 10.0.0.0/8"
+            ) from None
+    return tuple(found)

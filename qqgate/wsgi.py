@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import logs
+from . import logs, reloads
 from .config import Settings, config_path, load_settings
 from .middleware import QQGate
 from .pages import Pages
 from .upstream import OriginPolicy, UpstreamProxy
-from .wsgiutil import Environ, StartResponse, WSGIApp
+from .wsgiutil import TRUSTED_PROXIES, Environ, StartResponse, WSGIApp
 
 
 def build_application(settings: Settings) -> WSGIApp:
@@ -46,6 +46,8 @@ class RoutesOnly:
         path = environ.get("PATH_INFO", "")
         if path == self._prefix or path.startswith(self._prefix + "/"):
             return self.gate(environ, start_response)
+        if self.gate.proxies is not None:  # the access log's address, as the gate's routes have
+            environ[TRUSTED_PROXIES] = self.gate.proxies
         page = self.gate.routes.pages.error(environ, 404, "not_found.title", ["not_found.message"])
         return page(environ, start_response)
 
@@ -59,7 +61,8 @@ def __getattr__(name: str) -> WSGIApp:
     # that importing this module for its helpers never reads a config file.
     if name != "application":
         raise AttributeError(name)
-    settings = load_settings(config_path())
+    # Under qqgate serve, what gunicorn's master checked (qqgate.reloads); else the file.
+    settings = reloads.current() or load_settings(config_path())
     logs.configure(settings)
     app = build_application(settings)
     globals()["application"] = app

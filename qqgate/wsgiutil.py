@@ -8,11 +8,18 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from .forwarded import TrustedProxies
+
 # WSGI's types (PEP 3333), for annotations: the environ, start_response, an application.
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
+# Set by the gate's callback route: this request's query holds credentials (code, state), which
+# the access log must not show (qqgate.accesslog).
+REDACT_QUERY = "qqgate.redact_query"
+# The gate's TrustedProxies, put in the environ when trusted_proxies is set (qqgate.forwarded).
+TRUSTED_PROXIES = "qqgate.trusted_proxies"
 MAX_QUERY_LENGTH = 8192
 MAX_QUERY_FIELDS = 64
 _MOBILE = re.compile(r"Mobile|Android|iPhone|iPod|iPad|Windows Phone|HarmonyOS|MQQBrowser")
@@ -62,6 +69,10 @@ def is_mobile(environ: Environ) -> bool:
 
 
 def client_address(environ: Environ) -> str:
+    """The visitor's address for log lines: past ``trusted_proxies`` when the gate has them."""
+    proxies: TrustedProxies | None = environ.get(TRUSTED_PROXIES)
+    if proxies is not None:
+        return proxies.client(environ)
     return str(environ.get("REMOTE_ADDR", "-"))
 
 

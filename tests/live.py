@@ -144,6 +144,12 @@ class LiveGate:
     def url(self) -> str:
         return self.server.url
 
+    def __enter__(self) -> LiveGate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
     def sign_in(self, user: str = "xiaoming") -> str:
         """A full sign-in over HTTP; returns the session cookie value."""
         login = requests.get(f"{self.url}/_qqgate/login?next=/", allow_redirects=False, timeout=10)

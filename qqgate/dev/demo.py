@@ -22,11 +22,11 @@ from .sample import sample_app
 DEMO_APP_ID = "101000001"
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
+class ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -60,18 +60,18 @@ def build_demo(port: int, provider_port: int, **overrides: str) -> tuple[QQGate,
     return QQGate(sample_app, settings), provider
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def run_demo(port: int = 8000) -> None:
     gate, provider = build_demo(port, port + 1)
     servers = [
-        make_server("127.0.0.1", port + 1, provider, _ThreadingServer, _QuietHandler),
-        make_server("127.0.0.1", port, gate, _ThreadingServer, _QuietHandler),
+        make_server("127.0.0.1", port + 1, provider, ThreadingServer, QuietHandler),
+        make_server("127.0.0.1", port, gate, ThreadingServer, QuietHandler),
     ]
     threading.Thread(target=servers[0].serve_forever, daemon=True).start()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     print(f"qqgate demo: development QQ provider on http://localhost:{port + 1}")
     print(f"qqgate demo: open http://127.0.0.1:{port}/ and sign in as a test user (Ctrl-C stops)")
     sys.stdout.flush()

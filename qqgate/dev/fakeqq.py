@@ -15,9 +15,11 @@ endpoint misbehave the ways real upstreams do: ``http500``, ``html``, ``empty``,
 ``error:NNNNNN``, ``hang``, plus ``other_client`` (me) and ``ret`` (user_info). ``GET /_fake/calls``
 and ``POST /_fake/reset`` let tests drive a provider running in another process.
 
-Codes and tokens live in memory: run it as a single worker, e.g.
-``gunicorn -k gthread --threads 8 'qqgate.dev.fakeqq:create_app()'``. The ``/_fake`` control paths
-have no authentication: this is a development tool, never expose it to the internet.
+Codes and tokens live in memory: run it as one process, ``qqgate provider``
+(``qqgate.dev.provider``) or
+``gunicorn -k gthread --threads 8 --no-control-socket 'qqgate.dev.fakeqq:create_app()'``.
+The ``/_fake`` control paths have no authentication: this is a development tool, never expose it
+to the internet.
 """
 
 from __future__ import annotations

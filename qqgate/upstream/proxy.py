@@ -34,11 +34,12 @@ complete-looking one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from .. import logs
+from .. import logs, metrics
 from ..pages import Pages
 from ..redirects import request_target
 from ..wsgiutil import (
@@ -130,11 +131,17 @@ class UpstreamProxy:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("HTTP_UPGRADE"):
             return self._upgrade(environ, start_response)
+        measured = metrics.get()
+        started = time.monotonic()
         try:
             connection, response = self._send(environ)
         except Exception as exc:  # any failure to reach the app becomes a 400/502/504 page
+            measured.upstream_seconds.labels("error").observe(time.monotonic() - started)
             return self._failed(environ, exc)(environ, start_response)
-        return self._answer(environ, start_response, connection, response)
+        waited = time.monotonic() - started
+        measured.upstream_seconds.labels(metrics.status_class(response.status)).observe(waited)
+        body = self._answer(environ, start_response, connection, response)
+        return metrics.InFlight(body, measured.proxied_in_flight)
 
     def _answer(
         self,

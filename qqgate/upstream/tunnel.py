@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
-from .. import logs
+from .. import logs, metrics
 from ..values import normal_origin
 from ..wsgiutil import Environ, list_tokens
 from . import http1
@@ -123,12 +123,15 @@ class Tunnel:
     def __iter__(self) -> Iterator[bytes]:
         started = time.monotonic()
         client, upstream = self._client, self._upstream.sock
+        open_tunnels = metrics.get().tunnels_open
+        open_tunnels.inc()
         try:
             client.sendall(self._head + self._early)
             ended, moved = _copy_both_ways(client, upstream, self._idle_timeout)
         except OSError as exc:
             ended, moved = type(exc).__name__, (0, 0)
         finally:
+            open_tunnels.dec()
             self._upstream.close()
             shut(client)
         logs.event(
