@@ -23,6 +23,7 @@ from .values import as_text
 SECTION = "qqgate"
 ENV_PREFIX = "QQGATE_"
 DEFAULT_CONFIG = "gate.ini"
+HOST_COOKIE_PREFIX = "__Host-"
 
 
 class ConfigError(Exception):
@@ -69,6 +70,8 @@ class Settings:
     session_max_age: int = setting(7 * 86400, values.duration)
     # MiB per worker for verified session tokens (qqgate.tokencache: ~1.4 KiB a user); 0: no cache
     token_cache_mib: int = setting(192, values.count(0, 65536))
+    # "__Host-qqgate" when the cookies may carry that prefix (cookie_secure, no cookie_domain):
+    # browsers then refuse a copy from any sibling site (see default_cookie_name)
     cookie_name: str = setting("qqgate", values.text)
     cookie_secure: bool = setting(True, values.boolean)
     cookie_samesite: str = setting("lax", values.choice("lax", "strict", "none"))
@@ -182,7 +185,16 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     return Settings(**values)
 
 
+def default_cookie_name(secure: bool, domain: str | None) -> str:
+    """``__Host-qqgate`` where browsers allow the prefix (Secure, host-only, Path=/): no other
+    site, not even a sibling subdomain, can then set or overwrite our cookies. Else ``qqgate``."""
+    return HOST_COOKIE_PREFIX + "qqgate" if secure and not domain else "qqgate"
+
+
 def _normalise(values: dict[str, Any]) -> None:
+    if "cookie_name" not in values:
+        secure = values.get("cookie_secure", _DEFAULTS["cookie_secure"])
+        values["cookie_name"] = default_cookie_name(secure, values.get("cookie_domain"))
     if "prefix" in values:
         values["prefix"] = "/" + values["prefix"].strip("/")
     if "qq_base_url" in values:

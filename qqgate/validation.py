@@ -67,6 +67,18 @@ def _check_cookie(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[
     domain = merged["cookie_domain"]
     if domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain):
         problems.append(("cookie_domain", f"not a host name: {domain!r}"))
+    return problems + _cookie_prefix_problems(
+        merged["cookie_name"], merged["cookie_secure"], domain
+    )
+
+
+def _cookie_prefix_problems(name: str, secure: bool, domain: str | None) -> list[tuple[str, str]]:
+    # Browsers silently drop a prefixed cookie that breaks the prefix's rules: no sign-in sticks.
+    problems = []
+    if name.startswith(("__Host-", "__Secure-")) and not secure:
+        problems.append(("cookie_name", f"{name.split('-')[0]}- needs cookie_secure = true"))
+    if name.startswith("__Host-") and domain:
+        problems.append(("cookie_name", "__Host- cookies cannot have a cookie_domain"))
     return problems
 
 

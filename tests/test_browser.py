@@ -270,6 +270,30 @@ def test_sign_in_with_qq_then_sign_out(visitor: Visitor, demo: Stack) -> None:
     assert visitor.path == "/_qqgate/sign_in", "signed out means signed out"
 
 
+def test_sign_in_with_the_host_prefixed_cookie(browser) -> None:
+    """The default where it is legal (cookie_secure, no cookie_domain): __Host-qqgate, and its
+    state cookie at Path=/, which Chromium accepts (loopback http counts as secure)."""
+    with Stack(cookie_secure="true") as stack:
+        context, visitor = open_visitor(browser, "desktop", "zh-CN")
+        try:
+            page = visitor.page
+            page.goto(stack.url + "/private?x=1")
+            visitor.wait_for(f"{stack.provider_url}/oauth2.0/authorize?")
+            state = [c for c in context.cookies() if c["name"] == "__Host-qqgate_state"]
+            assert state and state[0]["path"] == "/" and state[0]["secure"]
+            page.click("#approve-xiaoming")
+            visitor.wait_for(stack.url + "/private?x=1")
+            assert OPENID in page.locator("#greeting").inner_text()
+            names = {c["name"] for c in context.cookies(stack.url)}
+            assert "__Host-qqgate" in names and "qqgate" not in names
+            page.get_by_role("link", name="Sign out / 退出登录").click()
+            visitor.wait_for(stack.url + "/_qqgate/logout")
+            assert visitor.heading() == "已退出登录"
+            assert "__Host-qqgate" not in {c["name"] for c in context.cookies(stack.url)}
+        finally:
+            context.close()
+
+
 def test_cancel_at_qq_offers_to_start_again(visitor: Visitor, demo: Stack) -> None:
     to_consent_page(visitor, demo)
     visitor.page.click("#cancel")

@@ -4,6 +4,7 @@ and pending logins, on the hot path and the full path."""
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -149,3 +150,31 @@ def test_a_login_started_beside_disagreeing_state_cookies_starts_clean(rig: Rig)
     assert any("Max-Age=0" in h and "Domain=example.com" in h for h in fresh)
     value = kept[0].split(";", 1)[0].split("=", 1)[1]
     assert [p.next_url for p in rig.gate.sessions.states.loads(value)] == ["/c"]
+
+
+# --- the __Host- prefix ----------------------------------------------------------------------------
+
+
+def test_host_prefixed_cookies_keep_the_prefix_rules() -> None:
+    """Secure, no Domain, Path=/ for both cookies: browsers drop a __Host- cookie otherwise
+    (the state cookie at Path=/_qqgate made every sign-in end in state_mismatch)."""
+    rig = make_rig(cookie_name="")  # the default: __Host-qqgate where it is legal
+    assert rig.gate.settings.cookie_name == "__Host-qqgate"
+    login = rig.call(blank("/_qqgate/login", "next=/done"))
+    (state,) = login.headers.getall("Set-Cookie")
+    assert state.startswith("__Host-qqgate_state=") and "; Path=/;" in state
+    assert "Secure" in state and "Domain" not in state
+    query = parse_qs(urlsplit(login.location).query)
+    code = rig.qq.issue_code()
+    cookie = state.split(";", 1)[0]
+    done = rig.call(
+        blank("/_qqgate/callback", f"code={code}&state={query['state'][0]}", cookie=cookie)
+    )
+    assert done.status_int == 302 and done.location.endswith("/done")
+    cookies = done.headers.getall("Set-Cookie")
+    session = next(h for h in cookies if h.startswith("__Host-qqgate="))
+    assert "; Path=/;" in session and "Secure" in session and "Domain" not in session
+    ended = next(h for h in cookies if h.startswith("__Host-qqgate_state="))
+    assert "Max-Age=0" in ended and "; Path=/;" in ended
+    visit = rig.call(blank("/a", cookie=session.split(";", 1)[0]))
+    assert visit.status_int == 200 and _seen_openid(visit) == OPENID
