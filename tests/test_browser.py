@@ -294,6 +294,36 @@ def test_sign_in_with_the_host_prefixed_cookie(browser) -> None:
             context.close()
 
 
+def test_a_link_on_another_site_only_asks_to_sign_out(browser, demo: Stack) -> None:
+    """A cross-site link to logout shows a page that asks; its button (a POST from the gate's own
+    page) signs out."""
+    logout = f"{demo.url}/_qqgate/logout?next=/private"
+
+    def other_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [f'<a id="out" href="{logout}">out</a>'.encode()]
+
+    context, visitor = open_visitor(browser, "desktop", "zh-CN")
+    try:
+        to_consent_page(visitor, demo, "/private")
+        visitor.page.click("#approve-xiaoming")
+        visitor.wait_for(demo.url + "/private")
+        with LoopbackServer(other_app) as other:
+            visitor.page.goto(f"http://localhost:{other.port}/")  # another site than 127.0.0.1
+            visitor.page.click("#out")
+            visitor.wait_for(demo.url + "/_qqgate/logout")
+        assert visitor.heading() == "退出登录？"
+        visitor.check_gate_page("zh-CN")
+        visitor.screenshot("confirm-sign-out")
+        other_tab = context.new_page()
+        other_tab.goto(demo.url + "/private")
+        assert urlsplit(other_tab.url).path == "/private", "still signed in after the foreign link"
+        visitor.page.get_by_role("button", name="退出登录").click()
+        visitor.wait_for(demo.url + "/_qqgate/sign_in")
+    finally:
+        context.close()
+
+
 def test_cancel_at_qq_offers_to_start_again(visitor: Visitor, demo: Stack) -> None:
     to_consent_page(visitor, demo)
     visitor.page.click("#cancel")
