@@ -24,6 +24,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from . import logs, wsgiutil
+from .allowlist import AllowList
 from .config import Settings
 from .cookies import CookieReader, cookie_place, cookie_values, parent_domains, set_cookie
 from .headers import IdentityHeaders
@@ -72,8 +73,8 @@ class Sessions:
         self._usual = self._cookies.usual
         self.cache = self.codec.cache  # its hits, misses and hit_ratio are the gate's
         self._cached = self.cache.peek
-        self._allowed = settings.allowed_openids
-        self.restricted = bool(self._allowed)  # False: everyone signed in is allowed
+        self.allow_list = AllowList(settings, clock)
+        self.restricted = self.allow_list.restricted  # False: everyone signed in is allowed
         self._clock = clock
 
     # --- the session --------------------------------------------------------------------------
@@ -105,8 +106,9 @@ class Sessions:
         return None if session is None else session.identity
 
     def allowed(self, identity: Identity) -> bool:
-        """Whether ``identity`` may pass: on ``allowed_openids``, or there is no such list."""
-        return not self._allowed or identity.openid in self._allowed
+        """Whether ``identity`` may pass: on the allow-list (``qqgate.allowlist``), or there is
+        none."""
+        return self.allow_list.allows(identity)
 
     def issue(self, identity: Identity) -> tuple[str, str]:
         """The Set-Cookie header of a new session for ``identity``."""
