@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from time import perf_counter_ns
 
 from qqgate import QQGate
-from qqgate.config import Settings, settings_from_mapping
+from qqgate.config import Settings, default_cookie_name, settings_from_mapping
 from qqgate.session import Identity
 
 APP_ID = "101000001"
@@ -46,6 +46,10 @@ def settings(**overrides: str) -> Settings:
     return settings_from_mapping({**settings_mapping(), **overrides})
 
 
+# The default for these settings (Secure, no cookie_domain): "__Host-qqgate".
+COOKIE_NAME = default_cookie_name(secure=True, domain=None)
+
+
 def make_gate(app: Callable = bare, **kwargs: object) -> QQGate:
     return QQGate(app, settings(), **kwargs)  # type: ignore[arg-type]
 
@@ -69,7 +73,7 @@ def cookie_header(token: str | None) -> str:
     if token is None:
         return OTHER_COOKIES
     head, tail = OTHER_COOKIES.rsplit("; ", 1)
-    return f"{head}; qqgate={token}; {tail}"
+    return f"{head}; {COOKIE_NAME}={token}; {tail}"
 
 
 gated = make_gate()

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from qqgate.config import settings_from_mapping
+from qqgate.config import default_cookie_name, settings_from_mapping
 from qqgate.middleware import QQGate
 from qqgate.pages import Pages
 from qqgate.session import Identity, SessionCodec
@@ -144,7 +144,7 @@ def _token() -> str:
 
 def client_cases(size: int) -> dict[str, dict]:
     """Environs of about ``size`` bytes of client-chosen text around one feature each."""
-    session = f"qqgate={_token()}"
+    session = f"{default_cookie_name(secure=True, domain=None)}={_token()}"
 
     def environ(path: str = "/private", query: str = "", **headers: str) -> dict:
         base = {

@@ -130,12 +130,14 @@ def one_sign_in(gate: QQGate, fakeqq: FakeQQ, qq: InProcessQQ | StubQQ) -> float
     state = parse_qs(urlsplit(location).query)["state"][0]
     code = approve(fakeqq, location) if isinstance(qq, InProcessQQ) else "CODE"
     query = urlencode({"code": code, "state": state})
-    callback = browser_environ("/_qqgate/callback", query, cookie_of(headers, "qqgate_state"))
+    callback = browser_environ(
+        "/_qqgate/callback", query, cookie_of(headers, gate.settings.state_cookie_name)
+    )
     start = time.thread_time_ns()
     status, headers = call(gate, callback)
     callback_ns = time.thread_time_ns() - start
     assert status == 302 and headers["location"][0].endswith("/dashboard"), status
-    session = cookie_of(headers, "qqgate")
+    session = cookie_of(headers, gate.settings.cookie_name)
     assert gate.identify({"HTTP_COOKIE": session}) is not None
     return (login_ns + callback_ns - (qq.cpu_ns - qq_before)) / 1e6
 

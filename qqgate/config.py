@@ -35,6 +35,7 @@ ENV_VARIABLES = (
     "QQGATE_THREADS",
     "QQGATE_FORWARDED_ALLOW_IPS",
 )
+HOST_COOKIE_PREFIX = "__Host-"
 
 
 class ConfigError(Exception):
@@ -81,12 +82,17 @@ class Settings:
     session_max_age: int = setting(7 * 86400, values.duration)
     # MiB per worker for verified session tokens (qqgate.tokencache: ~1.4 KiB a user); 0: no cache
     token_cache_mib: int = setting(192, values.count(0, 65536))
+    # "__Host-qqgate" when the cookies may carry that prefix (cookie_secure, no cookie_domain):
+    # browsers then refuse a copy from any sibling site (see default_cookie_name)
     cookie_name: str = setting("qqgate", values.text)
     cookie_secure: bool = setting(True, values.boolean)
     cookie_samesite: str = setting("lax", values.choice("lax", "strict", "none"))
     cookie_domain: str | None = setting(None, values.domain)
     public_paths: tuple[str, ...] = setting((), values.words)
     allowed_openids: frozenset[str] = setting(frozenset(), values.openids)
+    # one openid a line, read again when it changes (qqgate.allowlist)
+    allowed_openids_file: str | None = setting(None, values.optional_text)
+    allowed_unionids: frozenset[str] = setting(frozenset(), values.openids)
     openid_header: str = setting("X-QQ-OpenID", values.text)
     nickname_header: str = setting("X-QQ-Nickname", values.text)
     unionid_header: str = setting("X-QQ-UnionID", values.text)
@@ -250,7 +256,16 @@ def _named(key: str, message: str, sources: Mapping[str, str]) -> tuple[str, str
     return (key, f"{message} (from {sources[key]})") if key in sources else (key, message)
 
 
+def default_cookie_name(secure: bool, domain: str | None) -> str:
+    """``__Host-qqgate`` where browsers allow the prefix (Secure, host-only, Path=/): no other
+    site, not even a sibling subdomain, can then set or overwrite our cookies. Else ``qqgate``."""
+    return HOST_COOKIE_PREFIX + "qqgate" if secure and not domain else "qqgate"
+
+
 def _normalise(values: dict[str, Any]) -> None:
+    if "cookie_name" not in values:
+        secure = values.get("cookie_secure", _DEFAULTS["cookie_secure"])
+        values["cookie_name"] = default_cookie_name(secure, values.get("cookie_domain"))
     if "prefix" in values:
         values["prefix"] = "/" + values["prefix"].strip("/")
     if "qq_base_url" in values:

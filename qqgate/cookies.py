@@ -2,27 +2,24 @@
 
 We do not use ``http.cookies.SimpleCookie``: it drops *every* cookie when one of them is malformed,
 so a stray cookie set by another app on the domain would sign the user out. Here each ``name=value``
-pair is looked at on its own, the work is linear in the header's length, and at most a few values
-of our name are returned (a client may send several cookies with the same name).
+pair is looked at on its own and the work is linear in the header's length (which the server
+bounds). Every value of our name is returned, once each: a client may send several cookies of one
+name (other paths, parent domains), and junk in front must not hide a valid one behind it.
 """
 
 from __future__ import annotations
 
-MAX_VALUES = 4
-
 
 def cookie_values(header: str, name: str) -> list[str]:
-    """Every value of cookie ``name`` in a Cookie header, first ones first, at most MAX_VALUES."""
+    """Every distinct value of cookie ``name`` in a Cookie header, first ones first."""
     if not header or name not in header:
         return []
-    values = []
+    values: dict[str, None] = {}
     for pair in header.split(";"):
         value = _value_of(pair, name)
         if value is not None:
-            values.append(value)
-            if len(values) == MAX_VALUES:
-                break
-    return values
+            values[value] = None
+    return list(values)
 
 
 class CookieReader:
@@ -46,9 +43,9 @@ class CookieReader:
         self._plain = bool(name) and name.strip() == name and "=" not in name and ";" not in name
 
     def usual(self, header: str) -> str | None:
-        """The raw text of the first value (neither stripped nor unquoted) if the header spells our
-        pair the usual way: ``name=`` at its start or after "; ", no other occurrence of the name
-        before it. Otherwise None, having looked no further."""
+        """The raw text of our value (neither stripped nor unquoted) if the header spells our pair
+        the usual way, ``name=`` at its start or after "; ", and the name occurs nowhere else in
+        it (so this is the only cookie of our name). Otherwise None."""
         name = self.name
         start = header.find(name)
         if start != 0 and (start < 2 or not header.startswith("; ", start - 2)):
@@ -57,9 +54,13 @@ class CookieReader:
         if not (self._plain and header.startswith("=", after)):
             return None
         end = header.find(";", after)
-        return header[after + 1 : end] if end >= 0 else header[after + 1 :]
+        if end < 0:
+            return header[after + 1 :]
+        # A second cookie of our name must not go unseen: the general path weighs them all.
+        return header[after + 1 : end] if header.find(name, end) < 0 else None
 
     def first(self, header: str) -> str | None:
+        """``cookie_values(header, name)[0]``, or None."""
         raw = self.usual(header)
         if raw is not None:
             return _unquote(raw.strip())
@@ -84,6 +85,27 @@ class CookieReader:
 def first_cookie_value(header: str, name: str) -> str | None:
     """``cookie_values(header, name)[0]``, or None."""
     return CookieReader(name).first(header) if header else None
+
+
+def cookie_place(set_cookie_value: str) -> tuple[str, str, str]:
+    """The name, path and domain of a Set-Cookie value: a browser keeps one cookie per place."""
+    name, path, domain = set_cookie_value.partition("=")[0].strip(), "/", ""
+    for attribute in set_cookie_value.split(";")[1:]:
+        key, _, value = attribute.strip().partition("=")
+        if key.lower() == "path":
+            path = value
+        elif key.lower() == "domain":
+            domain = value.lower().lstrip(".")
+    return name, path, domain
+
+
+def parent_domains(host: str) -> list[str]:
+    """The domains above ``host`` a cookie may be set for (``a.b.example.com``: ``b.example.com``,
+    ``example.com``); none for an IP address or a one-label name."""
+    labels = host.lower().split(".")
+    if len(labels) < 3 or labels[-1].isdigit() or ":" in host:
+        return []
+    return [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
 
 
 def _value_of(pair: str, name: str) -> str | None:

@@ -19,6 +19,7 @@ from webob import Response
 from . import answers, logs, metrics, readiness, wsgiutil
 from .answers import Answer
 from .config import Settings
+from .fetchsite import FetchSite
 from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
@@ -65,6 +66,7 @@ class SignInRoutes:
         self.qq = qq
         self.clock = clock
         self.pages = Pages(settings)
+        self.fetch_site = FetchSite(settings.redirect_uri)
         self._routes = {
             "/sign_in": self.sign_in,
             "/login": self.login,
@@ -154,6 +156,10 @@ class SignInRoutes:
             return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
         identity = self.sessions.identify(environ)
         requested = _next_param(environ)
+        if identity is not None and not self._may_sign_out(environ):
+            # A link or form on another site: ask, with a form that posts from our own page.
+            sign_out = self.url(environ, "/logout", safe_next(requested) if requested else None)
+            return self.pages.confirm_sign_out(environ, sign_out, safe_next(requested))
         response: Response | Answer
         if requested:
             response = answers.redirect(safe_next(requested, self._home))
@@ -168,6 +174,11 @@ class SignInRoutes:
             client = wsgiutil.client_address(environ)
             logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
         return response
+
+    def _may_sign_out(self, environ: Environ) -> bool:
+        """A POST unless another site sent it; a GET only with a sign of our own site."""
+        site = self.fetch_site(environ)
+        return site == "same" or (site is None and environ.get("REQUEST_METHOD") == "POST")
 
     def userinfo(self, environ: Environ) -> Response:
         identity = self.sessions.identify(environ)

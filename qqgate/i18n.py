@@ -35,6 +35,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "signed_out.title": ("已退出登录", "Signed out"),
     "signed_out.message": ("你已退出登录。", "You have signed out."),
     "signed_out.again": ("重新登录", "Sign in again"),
+    "confirm_sign_out.title": ("退出登录？", "Sign out?"),
+    "confirm_sign_out.message": ("确定要退出登录吗？", "Do you want to sign out?"),
+    "confirm_sign_out.button": ("退出登录", "Sign out"),
+    "confirm_sign_out.cancel": ("取消", "Cancel"),
     # not on the allow-list
     "forbidden.title": ("无权访问", "Access denied"),
     "forbidden.message": (

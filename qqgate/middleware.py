@@ -7,7 +7,7 @@ Per request, in this order:
    ``X-QQ_OpenID`` and ``X-QQ-OpenID`` into one environ key: removing by key covers every spelling.
 2. Requests under ``{prefix}`` go to the gate's own routes (login, callback, ...).
 3. A valid session cookie sets the identity headers, ``REMOTE_USER`` and
-   ``environ["qqgate.identity"]``.
+   ``environ["qqgate.identity"]``. (Several that name different users are none, and are cleared.)
 4. Without one, a public path passes with no identity; anything else is challenged and the wrapped
    app is never called.
 
@@ -29,7 +29,7 @@ from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
 from .session import Identity
-from .sessions import Sessions
+from .sessions import TOSSED_SESSION, Sessions
 from .wsgiutil import TRUSTED_PROXIES, Environ, StartResponse, WSGIApp
 
 
@@ -73,9 +73,12 @@ class QQGate:
         if path.startswith(self._prefix) and (
             path == self._prefix or path.startswith(self._route_prefix)
         ):
-            return self.routes(environ, start_response)
+            # Copies of our cookies that disagree are cleared, whatever the route answers.
+            return self.routes(environ, self.sessions.clearing_tossed(environ, start_response))
         session = self._load(environ)
         if session is None:
+            if TOSSED_SESSION in environ:
+                start_response = self.sessions.clearing_tossed(environ, start_response)
             if path in self.public_paths:
                 return self.app(environ, start_response)
             return self.routes.challenge(environ, start_response)

@@ -1,7 +1,8 @@
 """What the gate answers itself: small HTML pages a person can act on, and JSON for API clients.
 
 Pages are ``string.Template`` files: a shared ``layout.html`` around one template per page
-(``sign_in.html``, ``signed_out.html``, ``forbidden.html``, ``error.html``). An operator overrides
+(``sign_in.html``, ``signed_out.html``, ``confirm_sign_out.html``, ``forbidden.html``,
+``error.html``). An operator overrides
 any of them by putting a file of the same name in ``templates_dir``; all templates are read and
 checked once, when the gate is built, so a typo fails at start-up and never on a visitor.
 
@@ -55,6 +56,8 @@ TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
     "sign_in.html": _COMMON
     | {"heading", "intro", "button_label", "login_url", "shared", "qq_logo"},
     "signed_out.html": _COMMON | {"heading", "message", "sign_in_url", "sign_in_label"},
+    "confirm_sign_out.html": _COMMON
+    | {"heading", "message", "sign_out_url", "sign_out_label", "cancel_url", "cancel_label"},
     "forbidden.html": _COMMON
     | {"heading", "message", "openid_label", "openid", "nickname_label", "nickname"}
     | {"sign_out_url", "sign_out_label"},
@@ -233,6 +236,22 @@ class Pages:
             message=i18n.text(lang, "signed_out.message"),
             sign_in_url=sign_in_url,
             sign_in_label=i18n.text(lang, "signed_out.again"),
+        )
+
+    def confirm_sign_out(self, environ: Environ, sign_out_url: str, cancel_url: str) -> Response:
+        """Asks before signing out when another site may have sent the visitor here."""
+        lang = self.language_for(environ)
+        return self._page(
+            environ,
+            200,
+            "confirm_sign_out.html",
+            i18n.text(lang, "confirm_sign_out.title"),
+            heading=i18n.text(lang, "confirm_sign_out.title"),
+            message=i18n.text(lang, "confirm_sign_out.message"),
+            sign_out_url=sign_out_url,
+            sign_out_label=i18n.text(lang, "confirm_sign_out.button"),
+            cancel_url=cancel_url,
+            cancel_label=i18n.text(lang, "confirm_sign_out.cancel"),
         )
 
     def forbidden(

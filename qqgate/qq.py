@@ -18,6 +18,9 @@ QQ answers each of these in several shapes, and usually with HTTP 200 even when 
 So success is decided from the body alone, never from the status code or Content-Type, and
 everything unusable becomes a :class:`QQError` carrying QQ's code and text.
 
+``timeout`` bounds a whole sign-in, the three calls together (:class:`~qqgate.deadline.Deadline`),
+not each socket read: a provider that drips its answer a byte at a time is cut off at ``timeout``.
+
 The token call carries the app key and the authorization code in its query string, and the other
 calls carry the access token. requests puts that URL in its exception messages and urllib3 logs it
 at DEBUG, so this module never shows a requests message and redacts urllib3's log records.
@@ -35,6 +38,7 @@ import requests
 import urllib3.exceptions
 
 from . import metrics
+from .deadline import Deadline, DeadlineAdapter, current_deadline
 from .qqanswers import (
     AVATAR_URL,
     CODE_MESSAGES,
@@ -112,9 +116,13 @@ _TIMEOUTS = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 
 
 def _unavailable(exc: Exception, endpoint: str) -> QQUnavailable:
-    # requests turns a read timeout while streaming the body into a ConnectionError.
-    timed_out = isinstance(exc, _TIMEOUTS) or (
-        bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
+    # requests turns a read timeout while streaming the body into a ConnectionError; a socket the
+    # deadline shut down looks like a dropped connection.
+    deadline = current_deadline()
+    timed_out = (
+        (deadline is not None and deadline.expired)
+        or isinstance(exc, _TIMEOUTS)
+        or (bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError))
     )
     what = "did not answer in time" if timed_out else "could not be reached"
     return QQUnavailable(f"{where(endpoint)} {what}", endpoint=endpoint, timeout=timed_out)
@@ -173,6 +181,9 @@ class QQClient:
         self.want_unionid = want_unionid
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
+        if session is None:  # a session of the caller's keeps its adapters (and per-read timeouts)
+            self.session.mount("http://", DeadlineAdapter())
+            self.session.mount("https://", DeadlineAdapter())
         # QQ sets cookies; carrying them from one user's sign-in to the next would mix users.
         self.session.cookies.clear()
         self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
@@ -245,9 +256,11 @@ class QQClient:
         return self._get("user_info", "/user/get_user_info", params)
 
     def sign_in(self, code: str) -> QQProfile:
-        token = self.exchange_code(code)
-        openid, unionid = self.fetch_openid(token)
-        info = self.fetch_user_info(token, openid)
+        """The profile of the user who granted ``code``: the three calls, within ``timeout``."""
+        with Deadline(self.timeout):
+            token = self.exchange_code(code)
+            openid, unionid = self.fetch_openid(token)
+            info = self.fetch_user_info(token, openid)
         nickname = LONE_SURROGATE.sub("\ufffd", str(info.get("nickname") or "")[:MAX_NICKNAME])
         return QQProfile(
             openid=openid, nickname=nickname, avatar_url=_avatar(info), unionid=unionid
@@ -269,14 +282,21 @@ class QQClient:
         raise error from None
 
     def _fetch(self, endpoint: str, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+        deadline = current_deadline()
+        timeout = self.timeout if deadline is None else deadline.left()
+        if timeout <= 0:
+            raise TimeoutError("the sign-in's deadline has passed")
         with (
             metrics.get().qq_seconds.labels(endpoint).time(),
             self.session.get(
                 self.base_url + path,
                 params=params,
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
                 stream=True,
             ) as response,
         ):
-            return response.status_code, _read_capped(response, endpoint)
+            answer = response.status_code, _read_capped(response, endpoint)
+        if deadline is not None and deadline.expired:
+            raise TimeoutError("the answer was cut off at the deadline")
+        return answer

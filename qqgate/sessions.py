@@ -5,18 +5,28 @@ Both live in signed cookies (``qqgate.session`` signs, verifies and caches them;
 reads and writes cookie headers). The middleware asks ``load`` on every request; the routes ask
 ``identify``, ``issue``, ``clear`` and the pending-login calls. ``load`` keeps the usual signed-in
 request cheap: our cookie spelled the usual way, its token verified before and unexpired, costs a
-scan of the header up to the end of our cookie and one dict lookup, whatever the number of users;
-anything else takes the full path (several cookies of our name: the first that verifies).
+scan of the header and one dict lookup, whatever the number of users; anything else takes the full
+path.
+
+Several cookies of our name (another path, a parent domain: cookie tossing from a sibling site)
+never let the first one choose who is signed in. The full path verifies every one of them: if
+those that verify name different users, nobody is signed in, and the answer clears the copies it
+can name (``tossed_cookies``). The same rule holds for the pending-login cookie, where copies that
+differ mean no pending login at all, so a tossed state cannot steer a callback. The hot path only
+ever answers for a header that holds our name once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
-from . import metrics
+from . import logs, metrics, wsgiutil
+from .allowlist import AllowList
 from .config import Settings
-from .cookies import CookieReader, cookie_values, set_cookie
+from .cookies import CookieReader, cookie_place, cookie_values, parent_domains, set_cookie
 from .headers import IdentityHeaders
 from .session import (
     ROUND_TRIP_LIMIT,
@@ -29,11 +39,16 @@ from .session import (
     take_pending,
 )
 from .tokencache import MIB
-from .wsgiutil import Environ
+from .wsgiutil import Environ, StartResponse
 
 CACHE_HIT_BATCH = 100  # cache hits are passed to the metrics this many at a time,
 CACHE_HIT_SECONDS = 1.0  # or with the first hit this long after the last time
 MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and attributes
+# environ keys: which of our cookies came in several verifying copies that disagree
+TOSSED_SESSION = "qqgate.tossed_session"
+TOSSED_STATE = "qqgate.tossed_state"
+
+log = logging.getLogger("qqgate")
 
 
 class Sessions:
@@ -61,8 +76,8 @@ class Sessions:
         self._usual = self._cookies.usual
         self.cache = self.codec.cache  # its hits, misses and hit_ratio are the gate's
         self._cached = self.cache.peek
-        self._allowed = settings.allowed_openids
-        self.restricted = bool(self._allowed)  # False: everyone signed in is allowed
+        self.allow_list = AllowList(settings, clock)
+        self.restricted = self.allow_list.restricted  # False: everyone signed in is allowed
         self._clock = clock
         self._hits_counted = self._misses_counted = 0  # the cache's counts the metrics have
         self._count_at = 0.0  # when hits are passed on at the latest (with the next hit)
@@ -86,22 +101,16 @@ class Sessions:
                 if now >= self._count_at or cache.hits - self._hits_counted >= CACHE_HIT_BATCH:
                     self._count_cache_lookups()
                 return session
-        return self._load(cookie)
+        return self._load(environ, cookie)
 
-    def _load(self, cookie: str) -> VerifiedToken | None:
-        token = self._cookies.first(cookie)
-        if token is None:
-            return None
+    def _load(self, environ: Environ, cookie: str) -> VerifiedToken | None:
         try:
-            session = self.codec.verify(token)
-            if session is not None:
-                return session
-            # Several cookies of our name (another path or domain): the first one that verifies.
-            for token in self._cookies.values(cookie)[1:]:
-                session = self.codec.verify(token)
-                if session is not None:
-                    return session
-            return None
+            verify = self.codec.verify
+            sessions = [s for s in map(verify, self._cookies.values(cookie)) if s is not None]
+            if len({session.identity.openid for session in sessions}) > 1:
+                _tossed(environ, TOSSED_SESSION, "session_cookies_disagree")
+                return None
+            return sessions[0] if sessions else None
         finally:
             self._count_cache_lookups()  # a miss is rare and costly anyway: passed on at once
 
@@ -123,8 +132,9 @@ class Sessions:
         return None if session is None else session.identity
 
     def allowed(self, identity: Identity) -> bool:
-        """Whether ``identity`` may pass: on ``allowed_openids``, or there is no such list."""
-        return not self._allowed or identity.openid in self._allowed
+        """Whether ``identity`` may pass: on the allow-list (``qqgate.allowlist``), or there is
+        none."""
+        return self.allow_list.allows(identity)
 
     def issue(self, identity: Identity) -> tuple[str, str]:
         """The Set-Cookie header of a new session for ``identity``."""
@@ -133,6 +143,39 @@ class Sessions:
     def clear(self) -> tuple[str, str]:
         """The Set-Cookie header that ends the session in this browser."""
         return self._session_cookie("", max_age=0)
+
+    def tossed_cookies(self, environ: Environ) -> list[tuple[str, str]]:
+        """Set-Cookie headers deleting every copy of our cookies that this request found in
+        disagreement, at each place we can name: host-only, ``cookie_domain`` and the parent
+        domains of ``redirect_uri``'s host; ``Path=/`` and the state cookie's path."""
+        s = self.settings
+        names = [s.cookie_name] if TOSSED_SESSION in environ else []
+        names += [s.state_cookie_name] if TOSSED_STATE in environ else []
+        if s.cookie_name.startswith("__Host-"):
+            domains: list[str | None] = [None]  # the only place such a cookie can be
+        else:
+            host = urlsplit(s.redirect_uri).hostname or ""
+            domains = [None, *dict.fromkeys([s.cookie_domain or host, *parent_domains(host)])]
+        paths = dict.fromkeys(["/", self._state_path])
+        return [
+            set_cookie(name, "", max_age=0, path=path, domain=domain, secure=s.cookie_secure)
+            for name in names
+            for path in paths
+            for domain in domains
+        ]
+
+    def clearing_tossed(self, environ: Environ, start_response: StartResponse) -> StartResponse:
+        """``start_response`` adding ``tossed_cookies`` to the answer, if there are any by then."""
+
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: object) -> object:
+            if TOSSED_SESSION in environ or TOSSED_STATE in environ:
+                # Never delete what this answer sets (a fresh sign-in, a new pending login).
+                kept = {cookie_place(v) for k, v in headers if k.lower() == "set-cookie"}
+                deletions = self.tossed_cookies(environ)
+                headers = [*headers, *(h for h in deletions if cookie_place(h[1]) not in kept)]
+            return start_response(status, headers, *exc_info)
+
+        return start  # type: ignore[return-value]
 
     def _session_cookie(self, value: str, max_age: int | None = None) -> tuple[str, str]:
         s = self.settings
@@ -168,11 +211,12 @@ class Sessions:
 
     def _state(self, environ: Environ) -> tuple[list[PendingLogin], list[int]]:
         cookie = environ.get("HTTP_COOKIE", "")
-        for token in cookie_values(cookie, self.settings.state_cookie_name):
-            pending, returns = self.states.load(token)
-            if pending or returns:
-                return pending, returns
-        return [], []
+        tokens = cookie_values(cookie, self.settings.state_cookie_name)
+        found = [state for state in map(self.states.load, tokens) if state[0] or state[1]]
+        if any(state != found[0] for state in found[1:]):
+            _tossed(environ, TOSSED_STATE, "state_cookies_disagree")
+            return [], []
+        return found[0] if found else ([], [])
 
     def add_pending(self, environ: Environ, state: str, next_url: str) -> tuple[str, str]:
         """The Set-Cookie header that adds a pending login for ``state`` to this browser's."""
@@ -206,8 +250,22 @@ class Sessions:
             s.state_cookie_name,
             value,
             max_age=STATE_MAX_AGE if value else 0,
-            path=s.mount + s.prefix,  # the callback's path: redirect_uri's
+            path=self._state_path,
             domain=s.cookie_domain,
             secure=s.cookie_secure,
             samesite=samesite,
         )
+
+    @property
+    def _state_path(self) -> str:
+        # A __Host- cookie must have Path=/ (browsers refuse it otherwise).
+        s = self.settings
+        return "/" if s.cookie_name.startswith("__Host-") else s.mount + s.prefix
+
+
+def _tossed(environ: Environ, key: str, reason: str) -> None:
+    """Mark ``environ`` as holding copies of our cookie that disagree, once, and log it."""
+    if key not in environ:
+        environ[key] = True
+        client = wsgiutil.client_address(environ)
+        logs.event(log, logging.WARNING, "cookies refused", reason=reason, client=client)

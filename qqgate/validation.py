@@ -74,6 +74,18 @@ def _check_cookie(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[
     domain = merged["cookie_domain"]
     if domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain):
         problems.append(("cookie_domain", f"not a host name: {domain!r}"))
+    return problems + _cookie_prefix_problems(
+        merged["cookie_name"], merged["cookie_secure"], domain
+    )
+
+
+def _cookie_prefix_problems(name: str, secure: bool, domain: str | None) -> list[tuple[str, str]]:
+    # Browsers silently drop a prefixed cookie that breaks the prefix's rules: no sign-in sticks.
+    problems = []
+    if name.startswith(("__Host-", "__Secure-")) and not secure:
+        problems.append(("cookie_name", f"{name.split('-')[0]}- needs cookie_secure = true"))
+    if name.startswith("__Host-") and domain:
+        problems.append(("cookie_name", "__Host- cookies cannot have a cookie_domain"))
     return problems
 
 
@@ -82,15 +94,29 @@ def _check_paths_and_names(merged: dict[str, Any], values: dict[str, Any]) -> li
     for path in merged["public_paths"]:
         if not path.startswith("/") or path == "/":
             problems.append(("public_paths", f"{path!r}: each entry must be a path below /"))
-    for openid in merged["allowed_openids"]:
-        if not _OPENID.match(openid):
-            problems.append(("allowed_openids", f"{openid!r} is not an openid"))
+    for key, what in (("allowed_openids", "an openid"), ("allowed_unionids", "a unionid")):
+        problems += [(key, f"{i!r} is not {what}") for i in merged[key] if not _OPENID.match(i)]
+    if merged["allowed_unionids"] and not merged["unionid"]:
+        problems.append(("allowed_unionids", "needs unionid = true (else QQ sends no unionid)"))
+    problems += _allow_file_problems(merged["allowed_openids_file"])
     for key in ("openid_header", "nickname_header", "unionid_header"):
         if not _HEADER_NAME.match(merged[key]):
             problems.append((key, f"{merged[key]!r} is not a header name"))
     if not re.fullmatch(r"[A-Za-z0-9_,]+", merged["scope"]):
         problems.append(("scope", "must be comma-separated API names such as get_user_info"))
     return problems
+
+
+def _allow_file_problems(path: str | None) -> list[tuple[str, str]]:
+    if path is None:
+        return []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            words = [w for line in fh for w in line.partition("#")[0].split()]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [("allowed_openids_file", f"cannot read {path!r}: {type(exc).__name__}")]
+    bad = [word for word in words if not _OPENID.match(word)]
+    return [("allowed_openids_file", f"{bad[0]!r} is not an openid")] if bad else []
 
 
 def _check_upstream(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:

@@ -24,6 +24,8 @@ def make_settings(**overrides: str) -> Settings:
         "secret_key": SECRET,
         "redirect_uri": "https://app.example.com/_qqgate/callback",
         "public_paths": "/static/ /healthz",
+        # the tests name their cookies; the default (__Host-qqgate here) has its own tests
+        "cookie_name": "qqgate",
     }
     raw.update(overrides)
     return settings_from_mapping(raw)

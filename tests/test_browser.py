@@ -270,6 +270,60 @@ def test_sign_in_with_qq_then_sign_out(visitor: Visitor, demo: Stack) -> None:
     assert visitor.path == "/_qqgate/sign_in", "signed out means signed out"
 
 
+def test_sign_in_with_the_host_prefixed_cookie(browser) -> None:
+    """The default where it is legal (cookie_secure, no cookie_domain): __Host-qqgate, and its
+    state cookie at Path=/, which Chromium accepts (loopback http counts as secure)."""
+    with Stack(cookie_secure="true") as stack:
+        context, visitor = open_visitor(browser, "desktop", "zh-CN")
+        try:
+            page = visitor.page
+            page.goto(stack.url + "/private?x=1")
+            visitor.wait_for(f"{stack.provider_url}/oauth2.0/authorize?")
+            state = [c for c in context.cookies() if c["name"] == "__Host-qqgate_state"]
+            assert state and state[0]["path"] == "/" and state[0]["secure"]
+            page.click("#approve-xiaoming")
+            visitor.wait_for(stack.url + "/private?x=1")
+            assert OPENID in page.locator("#greeting").inner_text()
+            names = {c["name"] for c in context.cookies(stack.url)}
+            assert "__Host-qqgate" in names and "qqgate" not in names
+            page.get_by_role("link", name="Sign out / 退出登录").click()
+            visitor.wait_for(stack.url + "/_qqgate/logout")
+            assert visitor.heading() == "已退出登录"
+            assert "__Host-qqgate" not in {c["name"] for c in context.cookies(stack.url)}
+        finally:
+            context.close()
+
+
+def test_a_link_on_another_site_only_asks_to_sign_out(browser, demo: Stack) -> None:
+    """A cross-site link to logout shows a page that asks; its button (a POST from the gate's own
+    page) signs out."""
+    logout = f"{demo.url}/_qqgate/logout?next=/private"
+
+    def other_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [f'<a id="out" href="{logout}">out</a>'.encode()]
+
+    context, visitor = open_visitor(browser, "desktop", "zh-CN")
+    try:
+        to_consent_page(visitor, demo, "/private")
+        visitor.page.click("#approve-xiaoming")
+        visitor.wait_for(demo.url + "/private")
+        with LoopbackServer(other_app) as other:
+            visitor.page.goto(f"http://localhost:{other.port}/")  # another site than 127.0.0.1
+            visitor.page.click("#out")
+            visitor.wait_for(demo.url + "/_qqgate/logout")
+        assert visitor.heading() == "退出登录？"
+        visitor.check_gate_page("zh-CN")
+        visitor.screenshot("confirm-sign-out")
+        other_tab = context.new_page()
+        other_tab.goto(demo.url + "/private")
+        assert urlsplit(other_tab.url).path == "/private", "still signed in after the foreign link"
+        visitor.page.get_by_role("button", name="退出登录").click()
+        visitor.wait_for(demo.url + "/_qqgate/sign_in")
+    finally:
+        context.close()
+
+
 def test_cancel_at_qq_offers_to_start_again(visitor: Visitor, demo: Stack) -> None:
     to_consent_page(visitor, demo)
     visitor.page.click("#cancel")

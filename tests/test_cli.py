@@ -77,6 +77,19 @@ def test_check_problems_name_the_keys_and_exit_1(tmp_path, capsys, bad) -> None:
     assert APP_KEY not in err and SECRET not in err
 
 
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        pytest.param({"cookie_domain": "example.com"}, "cannot have a cookie_domain", id="domain"),
+        pytest.param({"cookie_secure": "false"}, "needs cookie_secure = true", id="not-secure"),
+    ],
+)
+def test_check_refuses_a_host_prefix_the_browser_would_drop(tmp_path, capsys, bad, says) -> None:
+    code, out, err = check(capsys, write_ini(tmp_path, **GOOD, cookie_name="__Host-qqgate", **bad))
+    assert code == 1 and out == ""
+    assert re.search(rf"^  cookie_name: .*{says}", err, re.M), err
+
+
 def test_check_missing_file_is_one_line_not_a_traceback(tmp_path, capsys) -> None:
     code, out, err = check(capsys, tmp_path / "nope.ini")
     assert code == 1 and out == ""

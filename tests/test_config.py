@@ -48,6 +48,27 @@ def test_ini_file_is_parsed_into_typed_settings(tmp_path) -> None:
     assert settings.cookie_samesite == "lax"
 
 
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        pytest.param({}, "__Host-qqgate", id="secure-host-only"),
+        pytest.param({"cookie_secure": "false"}, "qqgate", id="not-secure"),
+        pytest.param({"cookie_domain": "example.com"}, "qqgate", id="with-domain"),
+        pytest.param({"cookie_name": "mygate"}, "mygate", id="named"),
+    ],
+)
+def test_default_cookie_name_takes_the_host_prefix_where_legal(given, name) -> None:
+    raw = {
+        "app_id": APP_ID,
+        "app_key": APP_KEY,
+        "secret_key": SECRET,
+        "redirect_uri": "https://app.example.com/_qqgate/callback",
+        **given,
+    }
+    settings = settings_from_mapping(raw)
+    assert (settings.cookie_name, settings.state_cookie_name) == (name, f"{name}_state")
+
+
 def test_defaults_are_secure() -> None:
     settings = make_settings()
     assert settings.cookie_secure is True
@@ -166,6 +187,18 @@ def test_every_problem_is_reported_at_once() -> None:
             id="samesite-none-insecure",
         ),
         pytest.param({"cookie_name": "qq gate"}, "cookie_name", "letters", id="bad-cookie-name"),
+        pytest.param(
+            {"cookie_name": "__Host-qqgate", "cookie_domain": "example.com"},
+            "cookie_name",
+            "cannot have a cookie_domain",
+            id="host-prefix-with-domain",
+        ),
+        pytest.param(
+            {"cookie_name": "__Host-qqgate", "cookie_secure": "false"},
+            "cookie_name",
+            "needs cookie_secure",
+            id="host-prefix-not-secure",
+        ),
         pytest.param(
             {"cookie_domain": "exa mple.com"}, "cookie_domain", "host name", id="bad-cookie-domain"
         ),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qqgate.cookies import MAX_VALUES, cookie_values, set_cookie
+from qqgate.cookies import cookie_values, set_cookie
 
 
 @pytest.mark.parametrize(
@@ -23,9 +23,14 @@ def test_cookie_values(header: str, expected: list[str]) -> None:
     assert cookie_values(header, "qqgate") == expected
 
 
-def test_values_are_bounded() -> None:
-    header = "; ".join(f"qqgate=v{i}" for i in range(100))
-    assert len(cookie_values(header, "qqgate")) == MAX_VALUES
+def test_junk_in_front_does_not_hide_the_last_value() -> None:
+    header = "; ".join([*(f"qqgate=junk{i}" for i in range(50)), "qqgate=valid"])
+    values = cookie_values(header, "qqgate")
+    assert len(values) == 51 and values[-1] == "valid"
+
+
+def test_repeated_values_are_returned_once() -> None:
+    assert cookie_values("qqgate=a; qqgate=b; qqgate=a", "qqgate") == ["a", "b"]
 
 
 def test_set_cookie_has_secure_attributes() -> None:

@@ -270,7 +270,9 @@ def test_paste_deploy_filter(tmp_path) -> None:
     assert (
         app.get("/x", headers={"Accept": "application/json"}, expect_errors=True).status_int == 401
     )
-    seen = app.get("/x", headers={"Cookie": f"qqgate={session_token()}", "X-QQ-OpenID": "SPOOFED"})
+    seen = app.get(
+        "/x", headers={"Cookie": f"__Host-qqgate={session_token()}", "X-QQ-OpenID": "SPOOFED"}
+    )
     assert seen.text == OPENID
 
 

@@ -80,7 +80,7 @@ def test_api_clients_get_401_and_logout_ends_the_session(gate) -> None:
     assert response.status_code == 401 and response.json()["error"] == "login_required"
     browser, _ = sign_in(gate.url)
     assert browser.get(f"{gate.url}/api/data", timeout=10).status_code == 200
-    assert browser.get(f"{gate.url}/_qqgate/logout", timeout=10).status_code == 200
+    assert browser.post(f"{gate.url}/_qqgate/logout", timeout=10).status_code == 200
     assert browser.get(f"{gate.url}/api/data", timeout=10).status_code == 401
 
 

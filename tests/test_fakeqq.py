@@ -736,3 +736,26 @@ def test_create_app_reads_callbacks_and_unionid(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("FAKEQQ_UNIONID", "maybe")
     with pytest.raises(ValueError, match="FAKEQQ_UNIONID"):
         create_app()
+
+
+def test_drip_sends_the_real_answer_a_byte_at_a_time(fake: FakeQQ) -> None:
+    token = login(webtest.TestApp(fake))
+    fake.set_fault("me", "drip")
+    fake.drip_seconds = 0.001
+    environ = webtest.TestRequest.blank(f"/oauth2.0/me?access_token={token}").environ
+    pieces = list(fake(environ, lambda status, headers, exc_info=None: None))
+    assert pieces and all(len(piece) == 1 for piece in pieces)
+    assert parse_jsonp(b"".join(pieces).decode())["openid"] == openid_for(APP, "xiaoming")
+
+
+def test_drip_sends_the_rest_at_once_on_release(fake: FakeQQ) -> None:
+    token = login(webtest.TestApp(fake))
+    fake.set_fault("me", "drip")
+    fake.drip_seconds = 30.0
+    environ = webtest.TestRequest.blank(f"/oauth2.0/me?access_token={token}").environ
+    pieces = fake(environ, lambda status, headers, exc_info=None: None)
+    fake.release()
+    started = time.monotonic()
+    body = b"".join(pieces)
+    assert time.monotonic() - started < 2
+    assert parse_jsonp(body.decode())["openid"] == openid_for(APP, "xiaoming")

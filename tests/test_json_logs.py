@@ -54,7 +54,7 @@ def test_the_embedded_middleware_logs_without_any_setup() -> None:
         app = QQGate(lambda environ, start_response: [], settings)
         Request.blank("/_qqgate/callback?code=c&state=s").get_response(app)
         cookie = app.sessions.issue(Identity("A" * 32, "n", "", None, int(time.time())))[1].split(";")[0]
-        Request.blank("/_qqgate/logout", headers={"Cookie": cookie}).get_response(app)
+        Request.blank("/_qqgate/logout", method="POST", headers={"Cookie": cookie}).get_response(app)
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("QQGATE_")}

@@ -84,7 +84,7 @@ def test_one_line_per_event_and_no_secrets(captured) -> None:
     state, cookie = h.login("/after")
     signed_in = h.callback(f"code={CODE}&state={state}", cookie)
     session = set_cookie_value(signed_in, "qqgate")
-    h.get("/_qqgate/logout", cookie=f"qqgate={h.session_for()}")
+    h.get("/_qqgate/logout", cookie=f"qqgate={h.session_for()}", headers={"Sec-Fetch-Site": "none"})
     h.callback("code=X&state=forged", cookie)
     h.qq.result = QQUnavailable("down", endpoint="token")
     state2, cookie2 = h.login()

@@ -406,7 +406,10 @@ def test_not_allowed_user_gets_403_and_no_session() -> None:
     ],
 )
 def test_logout_redirects_to_validated_next(h, query, location) -> None:
-    response = h.get(f"/_qqgate/logout{query}", cookie=f"qqgate={h.session_for()}")
+    same_site = {"Sec-Fetch-Site": "same-origin"}
+    response = h.get(
+        f"/_qqgate/logout{query}", cookie=f"qqgate={h.session_for()}", headers=same_site
+    )
     assert response.status_int == 302 and urlsplit(response.location).path == location
     assert urlsplit(response.location).netloc == "", "relative: never built from the client's Host"
     assert "Max-Age=0" in set_cookies(response)["qqgate"]

@@ -106,6 +106,7 @@ def test_nothing_outside_the_gate_routes_is_taken_for_one(rig, script_name, path
     ],
 )
 def test_logout_under_the_mount(rig: Rig, query: str, location: str) -> None:
-    response = rig.call(under("/_qqgate/logout", query, cookie=f"qqgate={rig.session_for()}"))
+    cookie = f"qqgate={rig.session_for()}"
+    response = rig.call(under("/_qqgate/logout", query, cookie=cookie, method="POST"))
     assert response.status_int == 302 and response.location == location
     assert "Max-Age=0" in set_cookies(response)["qqgate"]

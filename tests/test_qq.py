@@ -711,8 +711,10 @@ def test_every_call_is_bounded_and_not_redirected(fake_qq: FakeQQ) -> None:
     client = make_client(fake_qq.base_url, session=session, timeout=1.5)
     client.sign_in(CODE)
     assert len(session.calls) == 3
+    timeouts = [kwargs["timeout"] for kwargs in session.calls]
+    # one deadline for the three: each call gets what is left of it
+    assert 0 < timeouts[2] <= timeouts[1] <= timeouts[0] <= 1.5, timeouts
     for kwargs in session.calls:
-        assert kwargs["timeout"] == 1.5
         assert kwargs["allow_redirects"] is False
         assert kwargs["stream"] is True
         assert "verify" not in kwargs

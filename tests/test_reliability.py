@@ -115,7 +115,7 @@ def test_concurrent_sign_ins_never_mix_up_users() -> None:
         browser.headers["Connection"] = "close"
         for round_ in range(SIGN_INS // CLIENTS):
             if round_:
-                tally.record(browser.get(f"{gate.url}/_qqgate/logout", timeout=60))
+                tally.record(browser.post(f"{gate.url}/_qqgate/logout", timeout=60))
             url = f"{gate.url}/headers.json?client={index}"
             for _attempt in range(TRIES):
                 seen = _sign_in_once(tally, browser, url, user)

@@ -182,7 +182,7 @@ def test_sign_in_spoofing_public_path_logout_and_upload(site: Site) -> None:
     assert upload["body"] == {"length": len(UPLOAD), "sha256": hashlib.sha256(UPLOAD).hexdigest()}
 
     # Logout ends the session; an API client then gets the 401 with a login URL under the mount.
-    assert browser.get(f"{site.base}/_qqgate/logout", timeout=20).status_code == 200
+    assert browser.post(f"{site.base}/_qqgate/logout", timeout=20).status_code == 200
     after = browser.get(f"{site.base}/private", headers={"Accept": "application/json"}, timeout=20)
     assert after.status_code == 401
     assert after.json()["login_url"] == f"{site.mount}/_qqgate/login?next=%2F" + quote(

@@ -12,7 +12,8 @@ client that works against it has already met QQ's quirks:
 
 The fault switch (``faults=``, :meth:`FakeQQ.set_fault`, ``POST /_fake/faults``) makes an API
 endpoint misbehave the ways real upstreams do: ``http500``, ``html``, ``empty``, ``garbage``,
-``error:NNNNNN``, ``hang``, plus ``other_client`` (me) and ``ret`` (user_info). ``GET /_fake/calls``
+``error:NNNNNN``, ``hang``, ``drip`` (the right answer, a byte every ``drip_seconds``), plus
+``other_client`` (me) and ``ret`` (user_info). ``GET /_fake/calls``
 and ``POST /_fake/reset`` let tests drive a provider running in another process.
 
 Codes and tokens live in memory: run it as one process, ``qqgate provider``
@@ -52,6 +53,7 @@ from .fakeqq_pages import (
     _qq_answer,
     _qq_error,
     _text,
+    drip,
 )
 from .fakeqq_users import DEFAULT_USERS, TestUser, openid_for, profile_of, unionid_for
 
@@ -65,7 +67,7 @@ TOKEN_LIFETIME = 5_184_000  # 60 days, what QQ's current docs say (sent as a str
 MAX_ENTRIES = 100_000  # per store; a load test must not grow memory without bound
 OTHER_CLIENT_ID = "100000999"  # the app a token "belongs to" under the other_client fault
 API_PATHS = {"/oauth2.0/token": "token", "/oauth2.0/me": "me", "/user/get_user_info": "user_info"}
-COMMON_FAULTS = frozenset({"http500", "html", "empty", "garbage", "hang"})
+COMMON_FAULTS = frozenset({"http500", "html", "empty", "garbage", "hang", "drip"})
 ENDPOINT_FAULTS = {"token": frozenset(), "me": {"other_client"}, "user_info": {"ret"}}
 
 
@@ -93,6 +95,7 @@ class FakeQQ:
     """WSGI app imitating graph.qq.com for the apps ``{app_id: app_key}``."""
 
     hang_seconds = 30.0  # cap on the "hang" fault, so a forgotten release cannot pin a thread
+    drip_seconds = 0.05  # between two bytes of a "drip" answer (release() sends the rest)
 
     def __init__(
         self,
@@ -203,9 +206,13 @@ class FakeQQ:
             with self._lock:
                 event = self._release
             event.wait(self.hang_seconds)  # wakes at once on release(), no polling needed
-        elif fault and fault != "other_client":
+        elif fault and fault not in ("other_client", "drip"):
             return _fault_response(endpoint, fault, req)
         handler = {"token": self._token, "me": self._me, "user_info": self._user_info}[endpoint]
+        if fault == "drip":
+            with self._lock:
+                event = self._release
+            return drip(handler(req), self.drip_seconds, event)
         return handler(req)
 
     def _control(self, path: str, req: Request) -> Response:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from webob import Request, Response
@@ -56,6 +57,23 @@ def _qq_answer(req: Request, data: Mapping[str, Any]) -> Response:
 
 def _qq_error(req: Request, code: int) -> Response:
     return _qq_answer(req, {"error": code, "error_description": ERRORS.get(code, "fault injected")})
+
+
+def drip(response: Response, seconds: float, released: threading.Event) -> Response:
+    """``response`` with its body sent one byte every ``seconds`` (a slow or hostile upstream that
+    keeps every read short); the rest goes at once when ``released`` is set."""
+    body = response.body
+
+    def pieces() -> Iterator[bytes]:
+        for index in range(len(body)):
+            if released.wait(seconds):
+                yield body[index:]
+                return
+            yield body[index : index + 1]
+
+    response.app_iter = pieces()
+    response.content_length = len(body)
+    return response
 
 
 def _fault_response(endpoint: str, fault: str, req: Request) -> Response:

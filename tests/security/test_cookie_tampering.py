@@ -181,22 +181,21 @@ def test_valid_session_survives_bad_cookies_beside_it(rig: Rig, build) -> None:
 
 
 @pytest.mark.parametrize("bad", [1, 3, 4, 10, 1000])
-def test_many_duplicates_are_bounded_work_and_never_an_error(rig: Rig, bad: int) -> None:
-    """Only a few values of our name are looked at: the valid one may or may not be among them,
-    but the answer is quick, never an error, and never another identity."""
-    response, took = visit(rig, "; ".join(["qqgate=bad"] * bad + [f"qqgate={rig.session_for()}"]))
-    assert response.status_int in (200, 302) and took < 1.0
-    assert [call["HTTP_X_QQ_OPENID"] for call in rig.app.calls] in ([], [OPENID])
+def test_many_duplicates_are_bounded_work_and_never_hide_the_valid_one(rig: Rig, bad: int) -> None:
+    """Every value of our name is looked at (the header bounds them): junk in front of the valid
+    session never hides it, and the answer is quick."""
+    bad_values = [f"qqgate=bad{i}" for i in range(bad)]
+    response, took = visit(rig, "; ".join([*bad_values, f"qqgate={rig.session_for()}"]))
+    assert response.status_int == 200 and took < 1.0
+    assert [call["HTTP_X_QQ_OPENID"] for call in rig.app.calls] == [OPENID]
 
 
-def test_two_valid_sessions_never_mix_identities(rig: Rig) -> None:
+def test_two_valid_sessions_of_different_users_sign_nobody_in(rig: Rig) -> None:
+    """Cookie tossing: a sibling site's signed-in cookie must not choose the identity."""
     first = rig.session_for(openid="A" * 32, nickname="first")
     second = rig.session_for(openid="B" * 32, nickname="second")
     response, _ = visit(rig, f"qqgate={first}; qqgate={second}")
-    (seen,) = rig.app.calls
-    assert response.status_int == 200
-    pair = (seen["HTTP_X_QQ_OPENID"], seen["qqgate.identity"]["nickname"])
-    assert pair in (("A" * 32, "first"), ("B" * 32, "second"))
+    assert response.status_int == 302 and rig.app.calls == []
 
 
 # --- through gunicorn ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from qqgate import QQClient, QQGate
+from qqgate.dev.fakeqq import FakeQQ
 from qqgate.qq import parse_body
 
 from ..conftest import APP_ID, APP_KEY, FakeClock, make_settings
@@ -43,7 +44,7 @@ ENDPOINTS = ("token", "me", "user_info")
 def fault_cases() -> list:
     cases = []
     for endpoint in ENDPOINTS:
-        for fault in ("http500", "html", "empty", "garbage", "hang"):
+        for fault in ("http500", "html", "empty", "garbage", "hang", "drip"):
             cases.append(pytest.param(endpoint, fault, id=f"{endpoint}-{fault}"))
         for code in DOCUMENTED_CODES:
             cases.append(pytest.param(endpoint, f"error:{code}", id=f"{endpoint}-error-{code}"))
@@ -83,7 +84,7 @@ def assert_next_sign_in_works(rig) -> None:
 
 
 def expected_statuses(fault: str) -> tuple[int, ...]:
-    if fault == "hang":
+    if fault in ("hang", "drip"):
         return (504,)
     if fault.startswith("error:"):
         return (400, 502)  # 400 when only a fresh login can help (code spent), else 502
@@ -102,6 +103,25 @@ def test_qq_fault_gives_a_clear_page_in_time(
         clean_provider.fake.set_fault(endpoint, None)
         clean_provider.fake.release()
     assert_failure_page(response, took, expected_statuses(fault))
+    assert_next_sign_in_works(rig)
+
+
+def test_three_calls_each_in_time_still_share_one_deadline(clean_provider: Provider) -> None:
+    """Token and me each drip slower than no single read timeout notices, and each alone within
+    ``timeout``, but not together: the sign-in gives up at ``timeout`` (per-read timeouts alone let
+    such a sign-in run 12 s with timeout = 2)."""
+    fake = clean_provider.fake
+    rig = make_rig(provider=clean_provider)
+    token_bytes, me_bytes = 130, 90  # about the token's JSON and me's JSONP answers
+    fake.drip_seconds = 1.6 * TIMEOUT / (token_bytes + me_bytes)  # ~0.9 s and ~0.65 s
+    fake.set_fault("token", "drip")
+    fake.set_fault("me", "drip")
+    try:
+        response, took = run_callback(rig)
+    finally:
+        fake.reset()
+        fake.drip_seconds = FakeQQ.drip_seconds
+    assert_failure_page(response, took, (504,))
     assert_next_sign_in_works(rig)
 
 
