@@ -1,5 +1,5 @@
-"""The gate's own routes under ``{prefix}`` (sign_in, login, callback, logout, userinfo, auth, ping)
-and the challenge of a visitor who is not signed in.
+"""The gate's own routes under ``{prefix}`` (sign_in, login, callback, logout, userinfo, ping; auth
+and refused are ``qqgate.forward``'s) and the challenge of a visitor who is not signed in.
 
 The callback is where a login gate is won or lost, so its order is fixed: read the parameters, check
 the state against this browser's pending-login cookie (constant time, single use), and only then
@@ -19,6 +19,7 @@ from webob import Response
 from . import answers, logs, wsgiutil
 from .answers import Answer
 from .config import Settings
+from .forward import ForwardAuth
 from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
@@ -62,13 +63,15 @@ class SignInRoutes:
         self.qq = qq
         self.clock = clock
         self.pages = Pages(settings)
+        self.forward = ForwardAuth(self)  # /auth and /refused, for nginx, Caddy and Traefik
         self._routes = {
             "/sign_in": self.sign_in,
             "/login": self.login,
             "/callback": self.callback,
             "/logout": self.logout,
             "/userinfo": self.userinfo,
-            "/auth": self.auth,
+            "/auth": self.forward.auth,
+            "/refused": self.forward.refused,
             "/ping": self.ping,
         }
 
@@ -97,7 +100,7 @@ class SignInRoutes:
             # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
             location = self.start_url(environ, next_url)
             return answers.redirect(location)(environ, start_response)
-        return self._login_required(environ, next_url)(environ, start_response)
+        return self.login_required(environ, next_url)(environ, start_response)
 
     def forbidden(self, environ: Environ, identity: Identity) -> Response:
         logs.event(
@@ -158,27 +161,8 @@ class SignInRoutes:
     def userinfo(self, environ: Environ) -> Response:
         identity = self.sessions.identify(environ)
         if identity is None:
-            return self._login_required(environ)
+            return self.login_required(environ)
         return json_response(200, identity.as_json())
-
-    def auth(self, environ: Environ) -> Answer:
-        """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
-        session = self.sessions.load(environ)
-        headers = [("Cache-Control", "no-store")]
-        if session is None:
-            status = "401 Unauthorized"
-            if wsgiutil.wants_html(environ):
-                # Where nginx should send a browser. X-Original-URI only picks the return path,
-                # which safe_next() confines to this site: it decides nothing about access.
-                target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"))
-                headers.append(("X-QQGate-Login", self.start_url(environ, target)))
-        elif not self.sessions.allowed(session.identity):
-            status = "403 Forbidden"
-        else:
-            status = "202 Accepted"
-            headers += session.headers  # rendered once per token, like the environ entries
-            environ["REMOTE_USER"] = session.identity.openid  # for the access log
-        return Answer(status, headers)
 
     def ping(self, environ: Environ) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
@@ -282,7 +266,7 @@ class SignInRoutes:
         logs.event(log, logging.INFO, "rejected", status=status, reason=reason, client=client)
         return self.pages.error(environ, status, f"{reason}.title", [message_key])
 
-    def _login_required(self, environ: Environ, next_url: str | None = None) -> Response:
+    def login_required(self, environ: Environ, next_url: str | None = None) -> Response:
         """The 401 an API client gets instead of a login page."""
         login_url = self.url(environ, "/login", next_url)
         return json_response(401, {"error": "login_required", "login_url": login_url})

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Distribution packages the test suite uses beyond Python: nginx (the auth_request test), Chromium
+# Distribution packages the test suite uses beyond Python: nginx (the auth_request tests), Caddy
+# (the forward_auth test), Chromium
 # and CJK/emoji fonts (the browser test), wrk (the smoke run of bench/http.py). Installs what is missing when run as root on a Debian or
 # Ubuntu machine; otherwise says what is missing: those tests are then skipped with the reason.
 set -euo pipefail
@@ -7,6 +8,7 @@ set -euo pipefail
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
+command -v caddy >/dev/null || need+=(caddy)
 for package in chromium fonts-noto-cjk fonts-noto-color-emoji; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || need+=("$package")
 done

@@ -1,0 +1,115 @@
+"""``{prefix}/auth`` and ``{prefix}/refused``: the gate as the judge of a front that serves the app
+itself (nginx ``auth_request``, Caddy ``forward_auth``, Traefik ``ForwardAuth``, ingress-nginx).
+
+The front asks ``/auth`` about each request; the answer depends on the session cookie and the
+allow-list, nothing else. What the front tells about the request it asks for (its method and URI)
+only shapes how a refusal is presented: a browser navigation is sent to sign in, with ``next``
+taken from that URI and confined to this site by ``safe_next``; anything else gets the JSON 401.
+It never grants access: the same cookie gets the same decision whatever the headers say.
+
+Two families of fronts ask differently:
+
+- nginx ``auth_request`` sends ``X-Original-URI`` (and, in our configurations,
+  ``X-Original-Method``) and throws the answer's body away: ``/auth`` answers with a bare status
+  (2xx, 401 or 403), and nginx's ``error_page`` fetches the page the browser should see from
+  ``/refused``;
+- Caddy and Traefik send ``X-Forwarded-Method``, ``-Proto``, ``-Host`` and ``-Uri`` and return
+  the answer itself to the browser on anything but 2xx: ``/auth`` then answers in full (302 to
+  the sign-in, the JSON 401, or the 403 page).
+
+A 2xx carries the identity headers for the front to copy into the app's request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from webob import Response
+
+from . import answers, wsgiutil
+from .answers import Answer
+from .redirects import safe_next
+from .wsgiutil import Environ
+
+if TYPE_CHECKING:
+    from .flow import SignInRoutes
+
+NO_STORE = ("Cache-Control", "no-store")
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The request a front asks about, as the front describes it (unvalidated)."""
+
+    method: str
+    target: str | None  # path and query
+    answers_browser: bool  # the front returns a refusal as it is (Caddy, Traefik)
+
+    def navigation(self, environ: Environ) -> bool:
+        """Whether the request asked about is a browser navigating (see ``wants_html``)."""
+        return wsgiutil.wants_html({**environ, "REQUEST_METHOD": self.method})
+
+
+def asked(environ: Environ) -> Asked:
+    """What the front says about the request it asks for: nginx's ``X-Original-*`` first (it
+    answers the browser itself), then the ``X-Forwarded-*`` of Caddy and Traefik."""
+    own_method = str(environ.get("REQUEST_METHOD", "GET"))
+    original_uri = environ.get("HTTP_X_ORIGINAL_URI")
+    if original_uri is not None:
+        return Asked(environ.get("HTTP_X_ORIGINAL_METHOD") or own_method, original_uri, False)
+    forwarded_uri = environ.get("HTTP_X_FORWARDED_URI")
+    forwarded_method = environ.get("HTTP_X_FORWARDED_METHOD")
+    if forwarded_uri is None and forwarded_method is None:
+        return Asked(own_method, None, False)
+    return Asked(forwarded_method or own_method, forwarded_uri, True)
+
+
+class ForwardAuth:
+    """The ``/auth`` and ``/refused`` routes of one gate."""
+
+    def __init__(self, routes: SignInRoutes) -> None:
+        self.routes = routes
+        self.sessions = routes.sessions
+
+    def auth(self, environ: Environ) -> Response | Answer:
+        """2xx with the identity headers; else 401 or 403, in full when the front passes the
+        answer on to the browser. Every 403 logs the denial."""
+        question = asked(environ)
+        session = self.sessions.load(environ)
+        if session is None:
+            if question.answers_browser:
+                return self._anonymous(environ, question)
+            return Answer("401 Unauthorized", [NO_STORE, *self._login_hint(environ, question)])
+        identity = session.identity
+        if not self.sessions.allowed(identity):
+            return self.routes.forbidden(environ, identity)  # nginx drops the body, Caddy shows it
+        environ["REMOTE_USER"] = identity.openid  # for the access log
+        return Answer("202 Accepted", [NO_STORE, *session.headers])
+
+    def refused(self, environ: Environ) -> Response | Answer:
+        """What nginx's ``error_page`` shows after ``/auth`` refused: the same answer a Caddy
+        front relays. The denial was logged by ``/auth``; this only presents it."""
+        question = asked(environ)
+        identity = self.sessions.identify(environ)
+        if identity is None:
+            return self._anonymous(environ, question)
+        if not self.sessions.allowed(identity):
+            sign_out = self.routes.url(environ, "/logout")
+            pages = self.routes.pages
+            return pages.forbidden(environ, identity.openid, identity.nickname, sign_out)
+        # Signed in meanwhile (another tab): back to where the visitor was going.
+        return answers.redirect(safe_next(question.target))
+
+    def _anonymous(self, environ: Environ, question: Asked) -> Response | Answer:
+        next_url = safe_next(question.target)
+        if question.navigation(environ):
+            return answers.redirect(self.routes.start_url(environ, next_url))
+        return self.routes.login_required(environ, next_url)
+
+    def _login_hint(self, environ: Environ, question: Asked) -> list[tuple[str, str]]:
+        """``X-QQGate-Login``, where a browser should be sent, for configurations that redirect
+        from nginx itself (``$upstream_http_x_qqgate_login``)."""
+        if not question.navigation(environ):
+            return []
+        return [("X-QQGate-Login", self.routes.start_url(environ, safe_next(question.target)))]

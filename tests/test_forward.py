@@ -1,0 +1,149 @@
+"""``/auth`` and ``/refused`` in-process (``qqgate.forward``): what each front's question gets.
+
+nginx (``X-Original-*``) gets bare statuses and fetches the page from ``/refused``; Caddy and
+Traefik (``X-Forwarded-*``) pass ``/auth``'s answer to the browser, so it is the full answer. The
+headers only ever shape the refusal: the cookie alone decides.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from qqgate.forward import Asked, asked
+
+from .rig import OPENID, Rig, blank, make_rig
+
+HTML = "text/html,application/xhtml+xml"
+NGINX = {"X-Original-URI": "/app?x=1"}
+CADDY = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/app?x=1", "X-Forwarded-Host": "a.b"}
+LOGIN = "/_qqgate/login?next=%2Fapp%3Fx%3D1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "method", "expected"),
+    [
+        pytest.param({}, "GET", Asked("GET", None, False), id="no-front"),
+        pytest.param(NGINX, "GET", Asked("GET", "/app?x=1", False), id="nginx"),
+        pytest.param(
+            {**NGINX, "X-Original-Method": "POST"},
+            "GET",
+            Asked("POST", "/app?x=1", False),
+            id="nginx-post",
+        ),
+        pytest.param(CADDY, "GET", Asked("GET", "/app?x=1", True), id="caddy"),
+        pytest.param(
+            {"X-Forwarded-Method": "PUT"}, "GET", Asked("PUT", None, True), id="method-only"
+        ),
+        # nginx passes a client's X-Forwarded-* on to /auth: its own X-Original-URI wins.
+        pytest.param({**CADDY, **NGINX}, "GET", Asked("GET", "/app?x=1", False), id="both"),
+    ],
+)
+def test_asked_reads_each_front(headers, method, expected) -> None:
+    assert asked(blank("/_qqgate/auth", headers=headers, method=method).environ) == expected
+
+
+# --- nginx: bare statuses -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "hint"),
+    [
+        pytest.param({}, LOGIN, id="get"),
+        pytest.param({"X-Original-Method": "HEAD"}, LOGIN, id="head"),
+        pytest.param({"X-Original-Method": "POST"}, None, id="post-is-an-api-call"),
+        pytest.param({"Accept": "application/json"}, None, id="json"),
+    ],
+)
+def test_nginx_gets_a_bare_401_naming_the_login_only_for_navigations(extra, hint) -> None:
+    response = make_rig().call(blank("/_qqgate/auth", headers={**NGINX, **extra}))
+    assert response.status_int == 401 and response.body == b""
+    assert response.headers.get("X-QQGate-Login") == hint
+    assert "Location" not in response.headers
+
+
+# --- Caddy and Traefik: the answer goes to the browser ------------------------------------------
+
+
+def test_forwarded_browser_navigation_gets_the_302_to_the_login() -> None:
+    response = make_rig().call(blank("/_qqgate/auth", headers=CADDY))
+    assert response.status_int == 302 and response.headers["Location"] == LOGIN
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({"X-Forwarded-Method": "POST"}, id="post"),
+        pytest.param({"Accept": "application/json"}, id="json"),
+        pytest.param({"X-Requested-With": "XMLHttpRequest"}, id="xhr"),
+    ],
+)
+def test_forwarded_api_call_gets_the_json_401(extra) -> None:
+    response = make_rig().call(blank("/_qqgate/auth", headers={**CADDY, **extra}))
+    assert response.status_int == 401
+    assert response.json == {"error": "login_required", "login_url": LOGIN}
+
+
+def test_forwarded_signed_in_gets_2xx_with_the_identity_headers() -> None:
+    rig = make_rig()
+    cookie = f"qqgate={rig.session_for()}"
+    response = rig.call(blank("/_qqgate/auth", cookie=cookie, headers=CADDY))
+    assert response.status_int == 202 and response.headers["X-QQ-OpenID"] == OPENID
+    assert response.headers["X-QQ-Nickname"] == "%E5%B0%8F%E6%98%8E%F0%9F%90%A7"
+
+
+def outsider() -> tuple[Rig, str]:
+    """A gate whose allow-list lacks its stub's user, and that user's session cookie."""
+    rig = make_rig(allowed_openids="F" * 32)
+    return rig, f"qqgate={rig.session_for()}"
+
+
+def test_forwarded_user_not_allowed_gets_the_403_page_and_a_log_line(caplog) -> None:
+    rig, cookie = outsider()
+    with caplog.at_level(logging.WARNING, logger="qqgate"):
+        response = rig.call(blank("/_qqgate/auth", cookie=cookie, headers=CADDY))
+    assert response.status_int == 403 and OPENID in response.text
+    assert [r.getMessage() for r in caplog.records if "access denied" in r.getMessage()]
+
+
+def test_a_bad_forwarded_uri_falls_back_to_the_home_page() -> None:
+    headers = {**CADDY, "X-Forwarded-Uri": "//evil.example/x"}
+    response = make_rig().call(blank("/_qqgate/auth", headers=headers))
+    assert response.headers["Location"] == "/_qqgate/login?next=%2F"
+
+
+# --- /refused: what nginx's error_page shows -------------------------------------------------------
+
+
+def test_refused_presents_without_logging_again(caplog) -> None:
+    rig, cookie = outsider()
+    with caplog.at_level(logging.INFO, logger="qqgate"):
+        page = rig.call(blank("/_qqgate/refused", cookie=cookie, headers=NGINX))
+    assert page.status_int == 403 and OPENID in page.text and "/_qqgate/logout" in page.text
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        pytest.param({}, 302, id="navigation"),
+        pytest.param({"X-Original-Method": "POST"}, 401, id="post"),
+        pytest.param({"Accept": "*/*"}, 401, id="curl"),
+    ],
+)
+def test_refused_anonymous(extra, status) -> None:
+    response = make_rig().call(blank("/_qqgate/refused", headers={**NGINX, **extra}))
+    assert response.status_int == status
+    if status == 302:
+        assert response.headers["Location"] == LOGIN
+    else:
+        assert response.json["login_url"] == LOGIN
+
+
+def test_refused_after_signing_in_elsewhere_goes_back() -> None:
+    rig = make_rig()
+    cookie = f"qqgate={rig.session_for()}"
+    response = rig.call(blank("/_qqgate/refused", cookie=cookie, headers=NGINX))
+    assert response.status_int == 302 and response.headers["Location"] == "/app?x=1"
