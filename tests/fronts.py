@@ -1,5 +1,6 @@
 """Real front servers for the deployment tests: nginx and Caddy from the distribution, each on a free
-loopback port with its own temporary configuration, started, awaited and stopped by the tests.
+loopback port with its own temporary configuration, started, awaited and stopped by the tests; and
+``Stack``, such a front with a gate and an app behind it.
 
 The configurations are the files in ``deploy/`` as shipped: the part between ``# --- test-begin ---``
 and ``# --- test-end ---`` (and the http-level ``test-map`` part) is cut out and run, with only the
@@ -8,13 +9,20 @@ addresses of the gate and the app replaced.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
-from .servers import ROOT, free_port, terminate, wait_for_port
+from .conftest import APP_ID, APP_KEY
+from .live import Provider, write_gate_ini
+from .servers import ROOT, Gunicorn, free_port, terminate, wait_for_port
 
 NGINX_CONF = """
 daemon off;
@@ -100,3 +108,99 @@ def nginx_auth_request(
     block = between(text, "test-map-begin", "test-map-end")
     block += f"server {{\n    listen 127.0.0.1:{listen};\n{server}\n}}"
     return start_nginx(nginx, directory, listen, block)
+
+
+def nginx_front(nginx: str) -> StartFront:
+    def start(directory: Path, gate: int, app: int, listen: int) -> Front:
+        return nginx_auth_request(nginx, directory, gate, app, listen)
+
+    return start
+
+
+CADDY_GLOBAL = """{
+	admin off
+	auto_https off
+}
+"""
+
+
+def caddy_front(caddy: str) -> StartFront:
+    """deploy/Caddyfile as shipped, served over plain HTTP on loopback."""
+
+    def start(directory: Path, gate: int, app: int, listen: int) -> Front:
+        site = between(shipped("Caddyfile", gate, app), "test-begin", "test-end")
+        config = directory / f"Caddyfile-{listen}"
+        config.write_text(f"{CADDY_GLOBAL}http://127.0.0.1:{listen} {{\n{site}\n}}\n")
+        home = str(directory / "caddy-home")  # Caddy keeps its state under $HOME or $XDG_*
+        env = {**os.environ, "HOME": home, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home}
+        args = [caddy, "run", "--config", str(config), "--adapter", "caddyfile"]
+        return Front(args, listen, directory, env)
+
+    return start
+
+
+# How a test starts a front: (directory, gate port, app port, listen port) -> Front.
+StartFront = Callable[[Path, int, int, int], Front]
+
+
+@dataclass
+class Stack:
+    """A front on loopback, the gate it asks (under gunicorn) and the app behind it."""
+
+    front: Front
+    gate: Gunicorn
+    app: Gunicorn | None
+
+    @property
+    def url(self) -> str:
+        return self.front.url
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        """GET ``path`` through the front, redirects not followed."""
+        return requests.get(self.url + path, allow_redirects=False, timeout=10, **kw)
+
+    def sign_in(self, path: str, user: str = "xiaoming") -> requests.Response:
+        """A browser opens ``path``, approves at the provider, and lands back on ``path``."""
+        from .test_e2e import HTML, approve
+
+        browser = requests.Session()
+        page = approve(browser, browser.get(self.url + path, headers=HTML, timeout=10), user)
+        assert page.status_code == 200 and page.url == self.url + path, page.url
+        return page
+
+    def stop(self) -> str:
+        """Stop all three; return what the gate logged."""
+        self.front.stop()
+        if self.app is not None:
+            self.app.stop()
+        return self.gate.stop()
+
+
+def start_stack(
+    directory: Path,
+    front: StartFront,
+    app: Gunicorn | int,
+    provider: Provider,
+    allowed: str,
+    **settings: str,
+) -> Stack:
+    """``front`` in front of ``app`` (a server, or the port of one the caller stops), asking a
+    gate that signs in through the development provider and lets only ``allowed`` in."""
+    listen, gate_port = free_port(), free_port()
+    extra = {
+        "app_key": APP_KEY,
+        "qq_base_url": f"http://localhost:{provider.port}",
+        "allowed_openids": allowed,
+        **settings,
+    }
+    config = write_gate_ini(directory, listen, None, **extra)  # redirect_uri on the front's port
+    provider.fake.register(APP_ID, f"http://127.0.0.1:{listen}/_qqgate/callback")
+    gate = Gunicorn("qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=gate_port)
+    gate.start()
+    app_port = app if isinstance(app, int) else app.port
+    try:
+        started = front(directory, gate_port, app_port, listen)
+    except Exception:
+        gate.stop()
+        raise
+    return Stack(started, gate, None if isinstance(app, int) else app)

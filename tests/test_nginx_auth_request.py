@@ -5,20 +5,17 @@ denial logged once, the gate's cookies kept from the app), a full sign-in, and W
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
 from qqgate.dev.fakeqq import openid_for
 
-from .conftest import APP_ID, APP_KEY
-from .fronts import Front, binary, nginx_auth_request
-from .live import Provider, session_token, signed_in, write_gate_ini
+from .conftest import APP_ID
+from .fronts import Stack, binary, nginx_front, start_stack
+from .live import session_token, signed_in
 from .rig import OPENID
-from .servers import Gunicorn, free_port
-from .test_e2e import HTML, approve
+from .test_e2e import HTML
 from .test_proxy import start_upstream
 
 XIAOMING = openid_for(APP_ID, "xiaoming")
@@ -26,62 +23,20 @@ JSON = {"Accept": "application/json"}
 SPOOF = {"X-QQ-OpenID": "SPOOFED", "X-QQ_OpenID": "SPOOFED", "Remote-User": "SPOOFED"}
 
 
-@dataclass
-class Stack:
-    nginx: Front
-    gate: Gunicorn
-    app: Gunicorn
-
-    @property
-    def url(self) -> str:
-        return self.nginx.url
-
-    def stop(self) -> str:
-        """Stop all three; return what the gate logged."""
-        self.nginx.stop()
-        self.app.stop()
-        return self.gate.stop()
-
-
-def start_stack(directory: Path, app: Gunicorn, provider: Provider, **settings: str) -> Stack:
-    """nginx (the shipped block) in front of ``app``, asking a gate that signs in through the
-    development provider and lets only xiaoming in."""
-    listen, gate_port = free_port(), free_port()
-    extra = {
-        "app_key": APP_KEY,
-        "qq_base_url": f"http://localhost:{provider.port}",
-        "allowed_openids": XIAOMING,
-        **settings,
-    }
-    config = write_gate_ini(directory, listen, None, **extra)  # redirect_uri on nginx's port
-    provider.fake.register(APP_ID, f"http://127.0.0.1:{listen}/_qqgate/callback")
-    gate = Gunicorn("qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=gate_port)
-    gate.start()
-    try:
-        front = nginx_auth_request(binary("nginx"), directory, gate_port, app.port, listen)
-    except Exception:
-        gate.stop()
-        raise
-    return Stack(front, gate, app)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, provider) -> Iterator[Stack]:
-    binary("nginx")
-    running = start_stack(tmp_path_factory.mktemp("nginx"), start_upstream(), provider)
+    nginx = binary("nginx")
+    directory = tmp_path_factory.mktemp("nginx")
+    running = start_stack(directory, nginx_front(nginx), start_upstream(), provider, XIAOMING)
     yield running
     running.stop()
-
-
-def get(stack: Stack, path: str, **kw) -> requests.Response:
-    return requests.get(stack.url + path, allow_redirects=False, timeout=10, **kw)
 
 
 # --- not signed in ----------------------------------------------------------------------------
 
 
 def test_a_browser_is_sent_to_the_login_with_next(stack) -> None:
-    response = get(stack, "/echo?a=1&b=2", headers=HTML)
+    response = stack.get("/echo?a=1&b=2", headers=HTML)
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/_qqgate/login?next=%2Fecho%3Fa%3D1%26b%3D2")
 
@@ -117,7 +72,7 @@ def test_everything_else_gets_the_gates_json_401(stack, method, headers) -> None
 
 def test_the_gates_internal_routes_are_not_reachable_from_outside(stack) -> None:
     for path in ("/_qqgate/auth", "/_qqgate/refused"):
-        response = get(stack, path, headers=signed_in(XIAOMING))
+        response = stack.get(path, headers=signed_in(XIAOMING))
         assert response.status_code == 404, path
         assert "X-QQ-OpenID" not in response.headers
 
@@ -126,7 +81,7 @@ def test_the_gates_internal_routes_are_not_reachable_from_outside(stack) -> None
 
 
 def test_the_app_gets_the_identity_never_a_clients(stack) -> None:
-    seen = get(stack, "/echo", headers={**SPOOF, **signed_in(XIAOMING, "小明🐧")}).json()
+    seen = stack.get("/echo", headers={**SPOOF, **signed_in(XIAOMING, "小明🐧")}).json()
     assert seen["headers"]["x-qq-openid"] == XIAOMING
     assert seen["headers"]["x-qq-nickname"] == "%E5%B0%8F%E6%98%8E%F0%9F%90%A7"
     assert "remote-user" not in seen["headers"] and "SPOOFED" not in str(seen)
@@ -146,7 +101,7 @@ def test_the_app_gets_the_identity_never_a_clients(stack) -> None:
 )
 def test_the_gates_cookies_never_reach_the_app(stack, cookie, app_sees) -> None:
     token = session_token(XIAOMING)
-    seen = get(stack, "/echo", headers={"Cookie": cookie.format(t=token)}).json()
+    seen = stack.get("/echo", headers={"Cookie": cookie.format(t=token)}).json()
     assert seen["headers"]["x-qq-openid"] == XIAOMING
     assert seen["headers"].get("cookie") == app_sees
     assert token not in str(seen)
@@ -161,10 +116,7 @@ def test_a_signed_in_post_reaches_the_app_with_its_body(stack) -> None:
 
 
 def test_full_sign_in_through_nginx(stack) -> None:
-    browser = requests.Session()
-    consent = browser.get(f"{stack.url}/echo?from=nginx", headers=HTML, timeout=10)
-    page = approve(browser, consent, "xiaoming")
-    assert page.status_code == 200 and page.url == f"{stack.url}/echo?from=nginx"
+    page = stack.sign_in("/echo?from=nginx")
     assert page.json()["headers"]["x-qq-openid"] == XIAOMING
 
 
@@ -174,10 +126,10 @@ def test_full_sign_in_through_nginx(stack) -> None:
 def test_a_user_not_on_the_allow_list_gets_the_gates_403_page_and_one_log_line(
     tmp_path, provider
 ) -> None:
-    binary("nginx")
-    stack = start_stack(tmp_path, start_upstream(), provider)
+    front = nginx_front(binary("nginx"))
+    stack = start_stack(tmp_path, front, start_upstream(), provider, XIAOMING)
     try:
-        page = get(stack, "/echo", headers={**HTML, **signed_in(OPENID, "小明🐧")})
+        page = stack.get("/echo", headers={**HTML, **signed_in(OPENID, "小明🐧")})
         api = requests.post(f"{stack.url}/echo", headers=signed_in(OPENID), timeout=10)
     finally:
         log = stack.stop()
