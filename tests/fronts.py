@@ -204,3 +204,26 @@ def start_stack(
         gate.stop()
         raise
     return Stack(started, gate, None if isinstance(app, int) else app)
+
+
+def check_websockets(url: str, upstream: Any, allowed: str, outsider: str) -> None:
+    """Through the front at ``url`` to ``upstream`` (a ``tests.test_websocket.EchoUpstream``):
+    ``allowed``'s frames flow both ways, with the identity and without the session cookie; an
+    anonymous (401) or ``outsider`` (403) handshake never reaches the app."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from .live import signed_in
+
+    with connect(url, additional_headers=signed_in(allowed), open_timeout=10) as socket:
+        for n in range(50):
+            socket.send(f"message {n} 🐧")
+            assert socket.recv(timeout=10) == f"message {n} 🐧"
+    handshake = upstream.handshakes[-1]
+    assert handshake["x-qq-openid"] == allowed and "qqgate=" not in handshake.get("cookie", "")
+    seen = len(upstream.handshakes)
+    for headers, status in ((None, 401), (signed_in(outsider), 403)):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, additional_headers=headers, open_timeout=10).close()
+        assert refused.value.response.status_code == status
+    assert len(upstream.handshakes) == seen, "the app never heard of the refused ones"

@@ -9,13 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
 
 from qqgate.dev.fakeqq import openid_for
 
 from .conftest import APP_ID
-from .fronts import Stack, binary, caddy_front, start_stack
+from .fronts import Stack, binary, caddy_front, check_websockets, start_stack
 from .live import session_token, signed_in
 from .rig import OPENID
 from .test_e2e import HTML
@@ -88,18 +86,8 @@ def test_websocket_through_caddy(tmp_path, provider) -> None:
     front = caddy_front(binary("caddy"))
     upstream = EchoUpstream()
     stack = start_stack(tmp_path, front, upstream.port, provider, XIAOMING)
-    ws_url = f"ws://127.0.0.1:{stack.front.port}/chat"
     try:
-        with connect(ws_url, additional_headers=signed_in(XIAOMING), open_timeout=10) as socket:
-            for n in range(20):
-                socket.send(f"through caddy {n} 🐧")
-                assert socket.recv(timeout=10) == f"through caddy {n} 🐧"
-        assert upstream.handshakes[-1]["x-qq-openid"] == XIAOMING
-        seen = len(upstream.handshakes)
-        with pytest.raises(InvalidStatus) as refused:
-            connect(ws_url, open_timeout=10).close()
-        assert refused.value.response.status_code == 401
-        assert len(upstream.handshakes) == seen, "the app never heard of the anonymous one"
+        check_websockets(f"ws://127.0.0.1:{stack.front.port}/chat", upstream, XIAOMING, OPENID)
     finally:
         stack.stop()
         upstream.close()

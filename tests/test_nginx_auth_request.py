@@ -1,6 +1,7 @@
 """deploy/nginx-auth-request.conf, the exact server block, against a real nginx with the gate under
 gunicorn and a real app: the same answers as proxy mode (the gate's 302, JSON 401 and 403 page, the
-denial logged once, the gate's cookies kept from the app), a full sign-in, and WebSockets."""
+denial logged once, the gate's cookies kept from the app), a full sign-in, and WebSockets through
+to a real WebSocket echo server."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import requests
 from qqgate.dev.fakeqq import openid_for
 
 from .conftest import APP_ID
-from .fronts import Stack, binary, nginx_front, start_stack
+from .fronts import Stack, binary, check_websockets, nginx_front, start_stack
 from .live import session_token, signed_in
 from .rig import OPENID
 from .test_e2e import HTML
 from .test_proxy import start_upstream
+from .test_websocket import EchoUpstream
 
 XIAOMING = openid_for(APP_ID, "xiaoming")
 JSON = {"Accept": "application/json"}
@@ -142,3 +144,18 @@ def test_a_user_not_on_the_allow_list_gets_the_gates_403_page_and_one_log_line(
     assert len(denials) == 2, log  # one per refused request, none from the page itself
     assert all(f"openid={OPENID}" in line for line in denials)
     assert "reason=not_in_allowed_openids" in denials[0]
+
+
+# --- WebSockets ---------------------------------------------------------------------------------
+
+
+def test_websockets_pass_for_signed_in_users_only(tmp_path, provider) -> None:
+    """A real WebSocket echo server behind the shipped block: the handshake is checked like any
+    request; a signed-in user's frames flow both ways, anyone else never reaches the app."""
+    upstream = EchoUpstream()
+    stack = start_stack(tmp_path, nginx_front(binary("nginx")), upstream.port, provider, XIAOMING)
+    try:
+        check_websockets(f"ws://127.0.0.1:{stack.front.port}/chat", upstream, XIAOMING, OPENID)
+    finally:
+        stack.stop()
+        upstream.close()
