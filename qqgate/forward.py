@@ -10,9 +10,9 @@ It never grants access: the same cookie gets the same decision whatever the head
 Two families of fronts ask differently:
 
 - nginx ``auth_request`` sends ``X-Original-URI`` (and, in our configurations,
-  ``X-Original-Method``) and throws the answer's body away: ``/auth`` answers with a bare status
-  (2xx, 401 or 403), and nginx's ``error_page`` fetches the page the browser should see from
-  ``/refused``;
+  ``X-Original-Method``; ingress-nginx sends ``X-Original-URL`` and ``-Method``) and throws the
+  answer's body away: ``/auth`` answers with a bare status (2xx, 401 or 403), and nginx's
+  ``error_page`` fetches the page the browser should see from ``/refused``;
 - Caddy and Traefik send ``X-Forwarded-Method``, ``-Proto``, ``-Host`` and ``-Uri`` and return
   the answer itself to the browser on anything but 2xx: ``/auth`` then answers in full (302 to
   the sign-in, the JSON 401, or the 403 page).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from webob import Response
 
@@ -52,17 +53,29 @@ class Asked:
 
 
 def asked(environ: Environ) -> Asked:
-    """What the front says about the request it asks for: nginx's ``X-Original-*`` first (it
+    """What the front says about the request it asks for: nginx's ``X-Original-*`` first (nginx
     answers the browser itself), then the ``X-Forwarded-*`` of Caddy and Traefik."""
     own_method = str(environ.get("REQUEST_METHOD", "GET"))
-    original_uri = environ.get("HTTP_X_ORIGINAL_URI")
-    if original_uri is not None:
-        return Asked(environ.get("HTTP_X_ORIGINAL_METHOD") or own_method, original_uri, False)
+    original_method = environ.get("HTTP_X_ORIGINAL_METHOD")
+    original = environ.get("HTTP_X_ORIGINAL_URI") or _target_of(environ.get("HTTP_X_ORIGINAL_URL"))
+    if original is not None or original_method is not None:  # nginx, ingress-nginx
+        return Asked(original_method or own_method, original, False)
     forwarded_uri = environ.get("HTTP_X_FORWARDED_URI")
     forwarded_method = environ.get("HTTP_X_FORWARDED_METHOD")
     if forwarded_uri is None and forwarded_method is None:
         return Asked(own_method, None, False)
     return Asked(forwarded_method or own_method, forwarded_uri, True)
+
+
+def _target_of(url: str | None) -> str | None:
+    """The path and query of ingress-nginx's ``X-Original-URL`` (a full URL)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 class ForwardAuth:

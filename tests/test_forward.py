@@ -36,6 +36,15 @@ LOGIN = "/_qqgate/login?next=%2Fapp%3Fx%3D1"
         pytest.param(
             {"X-Forwarded-Method": "PUT"}, "GET", Asked("PUT", None, True), id="method-only"
         ),
+        pytest.param(
+            {"X-Original-URL": "https://a.b/app?x=1", "X-Original-Method": "GET"},
+            "GET",
+            Asked("GET", "/app?x=1", False),
+            id="ingress-nginx",
+        ),
+        pytest.param(
+            {"X-Original-URL": "http://[::1"}, "GET", Asked("GET", None, False), id="bad-url"
+        ),
         # nginx passes a client's X-Forwarded-* on to /auth: its own X-Original-URI wins.
         pytest.param({**CADDY, **NGINX}, "GET", Asked("GET", "/app?x=1", False), id="both"),
     ],
