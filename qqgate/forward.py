@@ -17,7 +17,9 @@ Two families of fronts ask differently:
   the answer itself to the browser on anything but 2xx: ``/auth`` then answers in full (302 to
   the sign-in, the JSON 401, or the 403 page).
 
-A 2xx carries the identity headers for the front to copy into the app's request.
+A 2xx carries the identity headers for the front to copy into the app's request, and says how long
+nginx's ``proxy_cache`` may keep it (``X-Accel-Expires``, at most ``auth_cache_seconds``); every
+other answer says never.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ from webob import Response
 from . import answers, wsgiutil
 from .answers import Answer
 from .redirects import safe_next
+from .session import VerifiedToken
 from .wsgiutil import Environ
 
 if TYPE_CHECKING:
     from .flow import SignInRoutes
 
 NO_STORE = ("Cache-Control", "no-store")
+# nginx's own header for its proxy_cache, which it reads before Cache-Control: 0 is "never".
+NOT_CACHED = ("X-Accel-Expires", "0")
+CACHE_KEY = "HTTP_X_QQGATE_CACHE_KEY"  # the key nginx files the answer under: $cookie_qqgate
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class ForwardAuth:
 
     def __init__(self, routes: SignInRoutes) -> None:
         self.routes = routes
+        self.settings = routes.settings
         self.sessions = routes.sessions
 
     def auth(self, environ: Environ) -> Response | Answer:
@@ -93,12 +100,15 @@ class ForwardAuth:
         if session is None:
             if question.answers_browser:
                 return self._anonymous(environ, question)
-            return Answer("401 Unauthorized", [NO_STORE, *self._login_hint(environ, question)])
+            hint = self._login_hint(environ, question)
+            return Answer("401 Unauthorized", [NOT_CACHED, NO_STORE, *hint])
         identity = session.identity
         if not self.sessions.allowed(identity):
-            return self.routes.forbidden(environ, identity)  # nginx drops the body, Caddy shows it
+            page = self.routes.forbidden(environ, identity)  # nginx drops the body, Caddy shows it
+            page.headerlist.insert(0, NOT_CACHED)
+            return page
         environ["REMOTE_USER"] = identity.openid  # for the access log
-        return Answer("202 Accepted", [NO_STORE, *session.headers])
+        return Answer("202 Accepted", [*self._cache(environ, session), NO_STORE, *session.headers])
 
     def refused(self, environ: Environ) -> Response | Answer:
         """What nginx's ``error_page`` shows after ``/auth`` refused: the same answer a Caddy
@@ -113,6 +123,22 @@ class ForwardAuth:
             return pages.forbidden(environ, identity.openid, identity.nickname, sign_out)
         # Signed in meanwhile (another tab): back to where the visitor was going.
         return answers.redirect(safe_next(question.target))
+
+    def _cache(self, environ: Environ, session: VerifiedToken) -> list[tuple[str, str]]:
+        """How long nginx may keep this 2xx: only when the key nginx files it under (its
+        ``$cookie_qqgate``, sent as ``X-QQGate-Cache-Key``) is itself a session token of this very
+        identity, so a cached answer is only ever served to a request that carries that token;
+        never past ``auth_cache_seconds`` or the end of either session."""
+        seconds = self.settings.auth_cache_seconds
+        key = environ.get(CACHE_KEY)
+        if not seconds or not key:
+            return [NOT_CACHED]
+        keyed = self.sessions.codec.verify(key)  # usually the same token: a cache lookup
+        if keyed is None or keyed.identity != session.identity:
+            return [NOT_CACHED]
+        now = int(self.routes.clock())
+        seconds = min(seconds, session.expires - now, keyed.expires - now)
+        return [("X-Accel-Expires", str(seconds))] if seconds > 0 else [NOT_CACHED]
 
     def _anonymous(self, environ: Environ, question: Asked) -> Response | Answer:
         next_url = safe_next(question.target)

@@ -26,6 +26,7 @@ from .servers import ROOT, Gunicorn, free_port, terminate, wait_for_port
 
 NGINX_CONF = """
 daemon off;
+{user}
 worker_processes 1;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
@@ -41,6 +42,9 @@ http {{
 }}
 """
 
+# Run as root, nginx's workers would be "nobody", who cannot enter pytest's private temp directories
+# (request bodies and the auth cache are written there): keep them as the test's own user.
+NGINX_USER = "user root;" if os.geteuid() == 0 else ""
 GATE, APP = "127.0.0.1:8000", "127.0.0.1:8080"  # the addresses deploy/ files name
 
 
@@ -94,8 +98,11 @@ class Front:
 def start_nginx(nginx: str, directory: Path, port: int, http_block: str) -> Front:
     """nginx with ``http_block`` (maps and server blocks) inside NGINX_CONF's http block."""
     conf = directory / f"nginx-{port}.conf"
-    conf.write_text(NGINX_CONF.format(tmp=directory, server=http_block))
+    conf.write_text(NGINX_CONF.format(tmp=directory, server=http_block, user=NGINX_USER))
     return Front([nginx, "-c", str(conf), "-p", str(directory)], port, directory, {})
+
+
+CACHE_PATH = "/var/cache/nginx/qqgate-auth"  # deploy/nginx-auth-request.conf's proxy_cache_path
 
 
 def nginx_auth_request(
@@ -103,7 +110,9 @@ def nginx_auth_request(
 ) -> Front:
     """deploy/nginx-auth-request.conf as shipped (less TLS) in front of the gate and the app."""
     listen = listen or free_port()
-    text = shipped("nginx-auth-request.conf", gate, app)
+    text = shipped("nginx-auth-request.conf", gate, app).replace(
+        CACHE_PATH, str(directory / "cache")
+    )
     server = between(text, "test-begin", "test-end")
     block = between(text, "test-map-begin", "test-map-end")
     block += f"server {{\n    listen 127.0.0.1:{listen};\n{server}\n}}"
@@ -182,6 +191,7 @@ def start_stack(
     app: Gunicorn | int,
     provider: Provider,
     allowed: str,
+    gate_args: list[str] | None = None,
     **settings: str,
 ) -> Stack:
     """``front`` in front of ``app`` (a server, or the port of one the caller stops), asking a
@@ -195,7 +205,8 @@ def start_stack(
     }
     config = write_gate_ini(directory, listen, None, **extra)  # redirect_uri on the front's port
     provider.fake.register(APP_ID, f"http://127.0.0.1:{listen}/_qqgate/callback")
-    gate = Gunicorn("qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=gate_port)
+    env = {"QQGATE_CONFIG": str(config)}
+    gate = Gunicorn("qqgate.wsgi:application", env, port=gate_port, extra=gate_args)
     gate.start()
     app_port = app if isinstance(app, int) else app.port
     try:

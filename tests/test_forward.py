@@ -156,3 +156,49 @@ def test_refused_after_signing_in_elsewhere_goes_back() -> None:
     cookie = f"qqgate={rig.session_for()}"
     response = rig.call(blank("/_qqgate/refused", cookie=cookie, headers=NGINX))
     assert response.status_int == 302 and response.headers["Location"] == "/app?x=1"
+
+
+# --- what nginx may cache ------------------------------------------------------------------------
+
+
+def accel_expires(rig: Rig, cookie: str | None, key: str | None) -> str:
+    headers = {**NGINX, **({"X-QQGate-Cache-Key": key} if key is not None else {})}
+    return rig.call(blank("/_qqgate/auth", cookie=cookie, headers=headers)).headers[
+        "X-Accel-Expires"
+    ]
+
+
+def test_a_2xx_is_cacheable_only_under_a_token_of_its_own_identity() -> None:
+    rig = make_rig()
+    token = rig.session_for()
+    cookie = f"qqgate={token}"
+    assert accel_expires(rig, cookie, token) == "10"  # auth_cache_seconds' default
+    assert accel_expires(rig, cookie, None) == "0"  # a front that names no key caches nothing
+    assert accel_expires(rig, cookie, "") == "0"
+    assert accel_expires(rig, cookie, "forged") == "0"
+    assert accel_expires(rig, cookie, rig.session_for(openid="F" * 32)) == "0"  # someone else's
+
+
+def test_the_cache_never_outlives_the_session_or_the_setting() -> None:
+    rig = make_rig(session_max_age="100")
+    token = rig.session_for(signed_in_at=int(rig.clock()) - 97)  # 3 seconds left
+    assert accel_expires(rig, f"qqgate={token}", token) == "3"
+    rig = make_rig(auth_cache_seconds="0")
+    token = rig.session_for()
+    assert accel_expires(rig, f"qqgate={token}", token) == "0"
+
+
+def test_refusals_are_never_cacheable() -> None:
+    rig, cookie = outsider()
+    token = cookie.split("=", 1)[1]
+    assert accel_expires(rig, cookie, token) == "0"  # 403
+    assert accel_expires(make_rig(), None, "") == "0"  # 401
+
+
+@pytest.mark.parametrize("value", ["-1", "301", "ten"])
+def test_a_bad_auth_cache_seconds_names_the_key(value) -> None:
+    from qqgate.config import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        make_rig(auth_cache_seconds=value)
+    assert raised.value.keys == ["auth_cache_seconds"]

@@ -159,3 +159,40 @@ def test_websockets_pass_for_signed_in_users_only(tmp_path, provider) -> None:
     finally:
         stack.stop()
         upstream.close()
+
+
+# --- the auth cache -----------------------------------------------------------------------------
+
+
+def test_the_auth_cache_keeps_only_signed_in_answers_per_exact_cookie(tmp_path, provider) -> None:
+    """With the shipped cache lines, a signed-in user's requests ask the gate once per
+    auth_cache_seconds; refusals are asked every time; a cached identity is only ever served to
+    a request carrying that very session cookie."""
+    front = nginx_front(binary("nginx"))
+    allowed = f"{XIAOMING} {OPENID}"
+    stack = start_stack(
+        tmp_path, front, start_upstream(), provider, allowed, ["--access-logfile", "-"]
+    )
+
+    def asked(status: int) -> int:
+        lines = stack.gate.output().splitlines()
+        return sum('"GET /_qqgate/auth' in line and f" {status} " in line for line in lines)
+
+    def openid_seen(cookie: str) -> str:
+        return stack.get("/echo", headers={"Cookie": cookie}).json()["headers"]["x-qq-openid"]
+
+    alice, bob = session_token(XIAOMING), session_token(OPENID)
+    victim = session_token(XIAOMING, "victim")
+    try:
+        assert all(openid_seen(f"qqgate={alice}") == XIAOMING for _ in range(5))
+        assert asked(202) == 1
+        for headers in ({}, {"Cookie": "qqgate="}, {"Cookie": "qqgate=forged"}) * 2:
+            assert stack.get("/echo", headers={**JSON, **headers}).status_code == 401
+        assert asked(401) == 6
+        # nginx reads cookie names regardless of case, the gate does not: here nginx's key is the
+        # victim's token while the gate judges bob's. The answer is bob's, and is not kept.
+        assert openid_seen(f"QQGATE={victim}; qqgate={bob}") == OPENID
+        seen = stack.get("/echo", headers={"Cookie": f"qqgate={victim}"}).json()["headers"]
+        assert seen["x-qq-openid"] == XIAOMING and seen["x-qq-nickname"] == "victim"
+    finally:
+        stack.stop()
