@@ -145,3 +145,12 @@ def test_nginx_conf_copies_and_always_sets_every_identity_header() -> None:
         assert re.search(rf"auth_request_set (\$\w+) {re.escape(variable)};", text), name
     set_headers = set(re.findall(r"proxy_set_header (X-QQ-\S+|Remote-User) ", text))
     assert set_headers == CLEARED
+
+
+def test_every_deploy_file_and_test_is_in_the_readmes_recipes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    recipes = readme.split("### Deploy recipes")[1].split("\n### ")[0]
+    for path in (ROOT / "deploy").iterdir():
+        assert f"`{path.name}`" in recipes, f"deploy/{path.name} is not in README's Deploy recipes"
+    for test in re.findall(r"`(tests/test_\w+\.py)`", recipes):
+        assert (ROOT / test).exists(), test
