@@ -2,7 +2,7 @@
 without its auth cache, and with it, in one run.
 
 One nginx serves a small static file (the app) and three fronts to it, all on 127.0.0.1: ``plain``
-(``proxy_pass`` to the file, no auth), ``auth_request`` (the shipped block with its four cache
+(``proxy_pass`` to the file, no auth), ``auth_request`` (the shipped block with its five cache
 lines deleted: every request asks the gate) and ``auth_request + cache`` (the shipped block as it
 is). The gate is ``qqgate.wsgi:application`` under one gunicorn GateWorker, as ``qqgate serve``
 runs it. wrk loads each front in turn with a signed-in browser's Cookie header, round after round
@@ -36,6 +36,7 @@ FRONTS = ("plain", "auth_request", "auth_request + cache")
 CACHE_LINES = (
     "proxy_cache qqgate_auth;",
     "proxy_cache_key $cookie_qqgate;",
+    "proxy_cache_bypass $http_sec_websocket_key;",
     "proxy_set_header X-QQGate-Cache-Key $cookie_qqgate;",
     "proxy_ignore_headers Cache-Control Expires;",
 )

@@ -17,6 +17,9 @@ Two families of fronts ask differently:
   the answer itself to the browser on anything but 2xx: ``/auth`` then answers in full (302 to
   the sign-in, the JSON 401, or the 403 page).
 
+A WebSocket handshake (``Sec-WebSocket-Key``) from a page of another site gets 403, as in proxy
+mode (``qqgate.origins``), and is never cached.
+
 A 2xx carries the identity headers for the front to copy into the app's request, and says how long
 nginx's ``proxy_cache`` may keep it (``X-Accel-Expires``, at most ``auth_cache_seconds``); every
 other answer says never.
@@ -24,14 +27,16 @@ other answer says never.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from webob import Response
 
-from . import answers, wsgiutil
+from . import answers, logs, wsgiutil
 from .answers import Answer
+from .origins import OriginPolicy
 from .redirects import safe_next
 from .session import VerifiedToken
 from .wsgiutil import Environ
@@ -39,9 +44,14 @@ from .wsgiutil import Environ
 if TYPE_CHECKING:
     from .flow import SignInRoutes
 
+log = logging.getLogger("qqgate")
+
 NO_STORE = ("Cache-Control", "no-store")
 # nginx's own header for its proxy_cache, which it reads before Cache-Control: 0 is "never".
 NOT_CACHED = ("X-Accel-Expires", "0")
+# Browsers send it on every WebSocket handshake, and no page can set it on any other request;
+# fronts pass it on to /auth (Upgrade and Connection are hop-by-hop: they do not).
+HANDSHAKE = "HTTP_SEC_WEBSOCKET_KEY"
 CACHE_KEY = "HTTP_X_QQGATE_CACHE_KEY"  # the key nginx files the answer under: $cookie_qqgate
 
 
@@ -91,6 +101,7 @@ class ForwardAuth:
         self.routes = routes
         self.settings = routes.settings
         self.sessions = routes.sessions
+        self.origins = OriginPolicy(self.settings.redirect_uri, self.settings.websocket_origins)
 
     def auth(self, environ: Environ) -> Response | Answer:
         """2xx with the identity headers; else 401 or 403, in full when the front passes the
@@ -107,6 +118,10 @@ class ForwardAuth:
             page = self.routes.forbidden(environ, identity)  # nginx drops the body, Caddy shows it
             page.headerlist.insert(0, NOT_CACHED)
             return page
+        if HANDSHAKE in environ:  # a WebSocket: the page's Origin must be ours, as in proxy mode
+            if not self.origins.allows(environ):
+                return self._cross_site(environ)
+            return Answer("202 Accepted", [NOT_CACHED, NO_STORE, *session.headers])
         environ["REMOTE_USER"] = identity.openid  # for the access log
         return Answer("202 Accepted", [*self._cache(environ, session), NO_STORE, *session.headers])
 
@@ -121,8 +136,16 @@ class ForwardAuth:
             sign_out = self.routes.url(environ, "/logout")
             pages = self.routes.pages
             return pages.forbidden(environ, identity.openid, identity.nickname, sign_out)
+        if HANDSHAKE in environ and not self.origins.allows(environ):
+            return Answer("403 Forbidden", [NO_STORE])  # /auth logged it
         # Signed in meanwhile (another tab): back to where the visitor was going.
         return answers.redirect(safe_next(question.target))
+
+    def _cross_site(self, environ: Environ) -> Answer:
+        client = wsgiutil.client_address(environ)
+        reason = "cross_site_websocket"
+        logs.event(log, logging.WARNING, "rejected", status=403, reason=reason, client=client)
+        return Answer("403 Forbidden", [NOT_CACHED, NO_STORE])
 
     def _cache(self, environ: Environ, session: VerifiedToken) -> list[tuple[str, str]]:
         """How long nginx may keep this 2xx: only when the key nginx files it under (its

@@ -219,22 +219,36 @@ def start_stack(
 
 def check_websockets(url: str, upstream: Any, allowed: str, outsider: str) -> None:
     """Through the front at ``url`` to ``upstream`` (a ``tests.test_websocket.EchoUpstream``):
-    ``allowed``'s frames flow both ways, with the identity and without the session cookie; an
-    anonymous (401) or ``outsider`` (403) handshake never reaches the app."""
+    ``allowed``'s frames flow both ways, with the identity and without the session cookie, from no
+    Origin (not a browser) or our own; an anonymous (401), ``outsider`` (403) or cross-site (403)
+    handshake never reaches the app."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
     from .live import signed_in
 
-    with connect(url, additional_headers=signed_in(allowed), open_timeout=10) as socket:
+    cookie = signed_in(allowed)
+    with connect(url, additional_headers=cookie, open_timeout=10) as socket:
         for n in range(50):
             socket.send(f"message {n} 🐧")
             assert socket.recv(timeout=10) == f"message {n} 🐧"
     handshake = upstream.handshakes[-1]
     assert handshake["x-qq-openid"] == allowed and "qqgate=" not in handshake.get("cookie", "")
+    own = url.replace("ws://", "http://").rsplit("/", 1)[0]
+    with connect(url, additional_headers=cookie, origin=own, open_timeout=10) as socket:
+        socket.send("from our own page")
+        assert socket.recv(timeout=10) == "from our own page"
+    # A plain request first, whose answer an auth cache may keep: handshakes must not use it.
+    assert requests.get(f"{own}/page", headers=cookie, timeout=10).status_code == 200
     seen = len(upstream.handshakes)
-    for headers, status in ((None, 401), (signed_in(outsider), 403)):
+    refusals = [
+        (None, None, 401),
+        (signed_in(outsider), None, 403),
+        (cookie, "http://evil.example", 403),  # cross-site WebSocket hijacking
+        (cookie, "null", 403),
+    ]
+    for headers, origin, status in refusals:
         with pytest.raises(InvalidStatus) as refused:
-            connect(url, additional_headers=headers, open_timeout=10).close()
-        assert refused.value.response.status_code == status
+            connect(url, additional_headers=headers, origin=origin, open_timeout=10).close()
+        assert refused.value.response.status_code == status, (origin, status)
     assert len(upstream.handshakes) == seen, "the app never heard of the refused ones"

@@ -202,3 +202,36 @@ def test_a_bad_auth_cache_seconds_names_the_key(value) -> None:
     with pytest.raises(ConfigError) as raised:
         make_rig(auth_cache_seconds=value)
     assert raised.value.keys == ["auth_cache_seconds"]
+
+
+# --- WebSocket handshakes: the Origin, as in proxy mode --------------------------------------------
+
+HANDSHAKE = {
+    **NGINX,
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        pytest.param(None, 202, id="no-origin-not-a-browser"),
+        pytest.param("https://app.example.com", 202, id="own"),
+        pytest.param("https://chat.example.net", 202, id="listed"),
+        pytest.param("https://evil.example", 403, id="cross-site"),
+        pytest.param("https://app.example.com.evil.example", 403, id="suffix"),
+        pytest.param("null", 403, id="null"),
+    ],
+)
+def test_websocket_handshakes_need_our_origin_and_are_never_cached(origin, status) -> None:
+    rig = make_rig(websocket_origins="https://chat.example.net")
+    token = rig.session_for()
+    headers = {**HANDSHAKE, "X-QQGate-Cache-Key": token}
+    if origin is not None:
+        headers["Origin"] = origin
+    response = rig.call(blank("/_qqgate/auth", cookie=f"qqgate={token}", headers=headers))
+    assert response.status_int == status
+    assert response.headers["X-Accel-Expires"] == "0"
+    refused = rig.call(blank("/_qqgate/refused", cookie=f"qqgate={token}", headers=headers))
+    assert refused.status_int == (302 if status == 202 else 403)
