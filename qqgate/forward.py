@@ -118,11 +118,11 @@ class ForwardAuth:
             page = self.routes.forbidden(environ, identity)  # nginx drops the body, Caddy shows it
             page.headerlist.insert(0, NOT_CACHED)
             return page
+        environ["REMOTE_USER"] = identity.openid  # for the access log
         if HANDSHAKE in environ:  # a WebSocket: the page's Origin must be ours, as in proxy mode
             if not self.origins.allows(environ):
                 return self._cross_site(environ)
             return Answer("202 Accepted", [NOT_CACHED, NO_STORE, *session.headers])
-        environ["REMOTE_USER"] = identity.openid  # for the access log
         return Answer("202 Accepted", [*self._cache(environ, session), NO_STORE, *session.headers])
 
     def refused(self, environ: Environ) -> Response | Answer:

@@ -67,7 +67,7 @@ def test_a_user_not_on_the_allow_list_gets_the_403_page(stack) -> None:
 
 def test_the_app_gets_the_identity_never_a_clients_nor_the_session(stack) -> None:
     token = session_token(XIAOMING)
-    headers = {**SPOOF, "Cookie": f"a=1; qqgate={token}; qqgate={token}; b=2"}
+    headers = {**SPOOF, "Cookie": f"a=1; qqgate={token}; qqgate ={token}; b=2"}
     seen = stack.get("/echo", headers=headers).json()
     assert seen["headers"]["x-qq-openid"] == XIAOMING
     assert seen["headers"]["x-qq-nickname"] == "%E5%B0%8F%E6%98%8E%F0%9F%90%A7"

@@ -98,6 +98,7 @@ def test_the_app_gets_the_identity_never_a_clients(stack) -> None:
         pytest.param("qqgate={t}", None, id="alone"),
         pytest.param("a=1;qqgate={t};qqgate_state=s;xqqgate=3", "a=1;xqqgate=3", id="tight"),
         pytest.param("qqgate={t}; qqgate=other; c=3", "c=3", id="two-sessions"),
+        pytest.param("a=1; qqgate ={t}; b=2", "a=1; b=2", id="space-before-equals"),
         pytest.param("qqgate={t}; a=1; qqgate=x; qqgate=y", None, id="three: all go"),
     ],
 )

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Distribution packages the test suite uses beyond Python: nginx (the auth_request tests), Caddy
-# (the forward_auth test), Chromium
-# and CJK/emoji fonts (the browser test), wrk (the smoke run of bench/http.py). Installs what is missing when run as root on a Debian or
-# Ubuntu machine; otherwise says what is missing: those tests are then skipped with the reason.
+# Distribution packages the test suite uses beyond Python: nginx (the auth_request and proxy
+# deployment tests), Caddy (the forward_auth test), Chromium and CJK/emoji fonts (the browser
+# test), wrk (the smoke runs of bench/http.py and bench/authcache.py). Installs what is missing
+# when run as root on a Debian or Ubuntu machine; otherwise says what is missing: those tests are
+# then skipped with the reason.
 set -euo pipefail
 
 need=()
