@@ -93,6 +93,9 @@ class Settings:
     # one openid a line, read again when it changes (qqgate.allowlist)
     allowed_openids_file: str | None = setting(None, values.optional_text)
     allowed_unionids: frozenset[str] = setting(frozenset(), values.openids)
+    # seconds nginx may keep a 2xx answer of /auth (qqgate.forward); also how long a change to
+    # the allow-lists or secret_key may take to reach nginx's users. 0: never cached
+    auth_cache_seconds: int = setting(10, values.count(0, 300))
     openid_header: str = setting("X-QQ-OpenID", values.text)
     nickname_header: str = setting("X-QQ-Nickname", values.text)
     unionid_header: str = setting("X-QQ-UnionID", values.text)

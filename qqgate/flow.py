@@ -1,5 +1,5 @@
-"""The gate's own routes under ``{prefix}`` (sign_in, login, callback, logout, userinfo, auth, ping)
-and the challenge of a visitor who is not signed in.
+"""The gate's own routes under ``{prefix}`` (sign_in, login, callback, logout, userinfo, ping; auth
+and refused are ``qqgate.forward``'s) and the challenge of a visitor who is not signed in.
 
 The callback is where a login gate is won or lost, so its order is fixed: read the parameters, check
 the state against this browser's pending-login cookie (constant time, single use), and only then
@@ -20,6 +20,7 @@ from . import answers, logs, metrics, readiness, wsgiutil
 from .answers import Answer
 from .config import Settings
 from .fetchsite import FetchSite
+from .forward import ForwardAuth
 from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
@@ -61,19 +62,21 @@ class SignInRoutes:
         # Where the app is mounted (from redirect_uri); the server's SCRIPT_NAME wins when it has
         # one, and a front that strips the mount before the gate leaves only this to go by.
         self._mount = settings.mount
-        self._home = self._mount + "/"
+        self.home = self._mount + "/"  # where a return path that is not safe goes
         self.identity_headers = identity_headers
         self.qq = qq
         self.clock = clock
         self.pages = Pages(settings)
         self.fetch_site = FetchSite(settings.redirect_uri)
+        self.forward = ForwardAuth(self)  # /auth and /refused, for nginx, Caddy and Traefik
         self._routes = {
             "/sign_in": self.sign_in,
             "/login": self.login,
             "/callback": self.callback,
             "/logout": self.logout,
             "/userinfo": self.userinfo,
-            "/auth": self.auth,
+            "/auth": self.forward.auth,
+            "/refused": self.forward.refused,
             "/ping": self.ping,
             "/ready": self.ready,
             "/metrics": self.metrics_text,
@@ -99,14 +102,14 @@ class SignInRoutes:
 
     def challenge(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Send a browser to sign in; tell an API client with a 401, never a login page."""
-        next_url = safe_next(request_target(environ, mount=self._mount), self._home)
+        next_url = safe_next(request_target(environ, mount=self._mount), self.home)
         if wsgiutil.wants_html(environ):
             # Bodiless and relative: the answer every anonymous visit gets, kept cheap.
             location = self.start_url(environ, next_url)
             metrics.get().challenges.labels("302").inc()
             return answers.redirect(location)(environ, start_response)
         metrics.get().challenges.labels("401").inc()
-        return self._login_required(environ, next_url)(environ, start_response)
+        return self.login_required(environ, next_url)(environ, start_response)
 
     def forbidden(self, environ: Environ, identity: Identity) -> Response:
         logs.event(
@@ -126,7 +129,7 @@ class SignInRoutes:
         """The sign-in page with its QQ button; a visitor already signed in goes on to ``next``."""
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._error(environ, 405, "method_not_allowed", "sign_in_method.message")
-        next_url = safe_next(_next_param(environ), self._home)
+        next_url = safe_next(_next_param(environ), self.home)
         identity = self.sessions.identify(environ)
         if identity is not None and self.sessions.allowed(identity):
             return answers.redirect(next_url)
@@ -136,7 +139,7 @@ class SignInRoutes:
         if self.sessions.looping(environ):
             # Back again without a session: the browser drops it. Another trip to QQ won't help.
             return self._bad_callback(environ, "sign_in_loop")
-        next_url = safe_next(_next_param(environ), self._home)
+        next_url = safe_next(_next_param(environ), self.home)
         state = secrets.token_urlsafe(32)
         pending_cookie = self.sessions.add_pending(environ, state, next_url)
         authorize = self.qq.authorize_url(
@@ -162,7 +165,7 @@ class SignInRoutes:
             return self.pages.confirm_sign_out(environ, sign_out, safe_next(requested))
         response: Response | Answer
         if requested:
-            response = answers.redirect(safe_next(requested, self._home))
+            response = answers.redirect(safe_next(requested, self.home))
         else:
             response = self.pages.signed_out(environ, self.start_url(environ))
             response.headerlist.append(("Cache-Control", "no-store"))
@@ -183,28 +186,8 @@ class SignInRoutes:
     def userinfo(self, environ: Environ) -> Response:
         identity = self.sessions.identify(environ)
         if identity is None:
-            return self._login_required(environ)
+            return self.login_required(environ)
         return json_response(200, identity.as_json())
-
-    def auth(self, environ: Environ) -> Answer:
-        """For nginx auth_request: 202 with the identity headers, else 401 or 403; no redirect."""
-        session = self.sessions.load(environ)
-        headers = [("Cache-Control", "no-store")]
-        if session is None:
-            status = "401 Unauthorized"
-            if wsgiutil.wants_html(environ):
-                # Where nginx should send a browser. X-Original-URI only picks the return path,
-                # which safe_next() confines to this site: it decides nothing about access.
-                target = safe_next(environ.get("HTTP_X_ORIGINAL_URI"), self._home)
-                headers.append(("X-QQGate-Login", self.start_url(environ, target)))
-        elif not self.sessions.allowed(session.identity):
-            status = "403 Forbidden"
-        else:
-            status = "202 Accepted"
-            headers += session.headers  # rendered once per token, like the environ entries
-            environ["REMOTE_USER"] = session.identity.openid  # for the access log
-        metrics.get().auth_answers.labels(status[:3]).inc()
-        return Answer(status, headers)
 
     def ping(self, environ: Environ) -> Response:
         response = Response("ok\n", content_type="text/plain", charset="utf-8")
@@ -333,7 +316,7 @@ class SignInRoutes:
         logs.event(log, logging.INFO, "rejected", status=status, reason=reason, client=client)
         return self.pages.error(environ, status, f"{reason}.title", [message_key])
 
-    def _login_required(self, environ: Environ, next_url: str | None = None) -> Response:
+    def login_required(self, environ: Environ, next_url: str | None = None) -> Response:
         """The 401 an API client gets instead of a login page."""
         login_url = self.url(environ, "/login", next_url)
         return json_response(401, {"error": "login_required", "login_url": login_url})

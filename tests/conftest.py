@@ -95,3 +95,11 @@ def clean_provider(provider):
         yield provider
     finally:
         provider.fake.reset()
+
+
+@pytest.fixture
+def nginx_binary() -> str:
+    """The distribution's nginx, or the test is skipped saying why (``tests.fronts``)."""
+    from .fronts import binary
+
+    return binary("nginx")

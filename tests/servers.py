@@ -17,11 +17,30 @@ import gunicorn
 from bench.ports import free_port, free_port_pair, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-__all__ = ["ROOT", "Gunicorn", "Server", "free_port", "free_port_pair", "wait_for_port"]
+__all__ = [
+    "ROOT",
+    "Gunicorn",
+    "Server",
+    "free_port",
+    "free_port_pair",
+    "terminate",
+    "wait_for_port",
+]
 
 
 # gunicorn >= 27 opens a control socket in ~/.gunicorn shared by all instances: not for tests.
 _NO_CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
+
+
+def terminate(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if ``process`` is still running after ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class Server:
@@ -55,13 +74,7 @@ class Server:
     def stop(self) -> str:
         """Stop with SIGTERM (graceful); return everything the server wrote."""
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         text = self.output()
         self.log.close()
         return text

@@ -67,3 +67,13 @@ def test_scale_benchmark_runs_against_real_gunicorn() -> None:
     assert "qqgate serve, proxy mode, 1 worker" in out and "gevent/gthread req/s" in out
     assert "KiB per held connection" in out and "p99 < 200 ms" in out
     assert "QQGate middleware in-process, 1 worker" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (tools/system-deps.sh)")
+@pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+    reason="nginx not installed (tools/system-deps.sh)",
+)
+def test_auth_cache_benchmark_runs_against_real_nginx() -> None:
+    out = run_bench("bench.authcache", "--duration", "1", "--repeat", "1", "--connections", "4")
+    assert "auth_request + cache" in out and "x plain" in out

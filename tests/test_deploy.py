@@ -1,19 +1,19 @@
 """The deployments as operators run them: `qqgate serve`, gunicorn with deploy/gunicorn.conf.py,
-several gate processes sharing one secret, nginx auth_request, and a PasteDeploy pipeline."""
+several gate processes sharing one secret, nginx in front of proxy mode, and a PasteDeploy pipeline
+(nginx auth_request: tests/test_nginx_auth_request.py)."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import requests
 
 from .conftest import APP_ID, APP_KEY
+from .fronts import between, start_nginx
 from .live import PROCESS_SECRET as SECRET
 from .live import session_token, write_gate_ini
 from .rig import OPENID
@@ -146,103 +146,6 @@ def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider
         upstream.stop()
 
 
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-{server}
-}}
-"""
-
-
-def _nginx_server_block(listen: int, gate: int, upstream: int) -> str:
-    template = (ROOT / "deploy" / "nginx-auth-request.conf").read_text()
-    block = template.split("# --- test-begin ---")[1].split("# --- test-end ---")[0]
-    block = block.replace("127.0.0.1:8000", f"127.0.0.1:{gate}").replace(
-        "127.0.0.1:8080", f"127.0.0.1:{upstream}"
-    )
-    return f"server {{\n    listen 127.0.0.1:{listen};\n{block}\n}}"
-
-
-@pytest.fixture
-def nginx_binary() -> str:
-    binary = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if binary is None:
-        pytest.skip(
-            "nginx is not installed and could not be installed (.ci/run installs it from Debian)"
-        )
-    return binary
-
-
-def test_nginx_auth_request_end_to_end(tmp_path, nginx_binary, provider) -> None:
-    listen, gate_port = free_port(), free_port()
-    upstream = start_upstream()
-    qq_base_url = f"http://localhost:{provider.port}"
-    config = write_gate_ini(tmp_path, listen, None, app_key=APP_KEY, qq_base_url=qq_base_url)
-    provider.fake.register(APP_ID, f"http://127.0.0.1:{listen}/_qqgate/callback")
-    gate = Gunicorn(
-        "qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=gate_port
-    ).start()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            tmp=tmp_path, server=_nginx_server_block(listen, gate_port, upstream.port)
-        )
-    )
-    nginx = subprocess.Popen(
-        [nginx_binary, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{listen}"
-    try:
-        wait_for_port(listen, nginx)
-        anonymous = requests.get(
-            f"{base}/echo?a=1&b=2", headers=HTML, allow_redirects=False, timeout=10
-        )
-        assert anonymous.status_code == 302
-        assert anonymous.headers["Location"].endswith("/_qqgate/login?next=%2Fecho%3Fa%3D1%26b%3D2")
-        api = requests.get(
-            f"{base}/echo",
-            headers={"Accept": "application/json"},
-            allow_redirects=False,
-            timeout=10,
-        )
-        assert api.status_code == 401
-
-        spoof = {
-            "X-QQ-OpenID": "SPOOFED",
-            "X-QQ_OpenID": "SPOOFED",
-            "Cookie": f"qqgate={session_token()}",
-        }
-        seen = requests.get(f"{base}/echo", headers=spoof, timeout=10).json()
-        assert seen["headers"]["x-qq-openid"] == OPENID
-        assert seen["headers"]["x-qq-nickname"] == "%E5%B0%8F%E6%98%8E%F0%9F%90%A7"
-        assert "SPOOFED" not in str(seen)
-
-        browser = requests.Session()
-        consent = browser.get(f"{base}/echo?from=nginx", headers=HTML, timeout=10)
-        page = approve(browser, consent, "xiaoming")
-        assert page.status_code == 200 and page.url == f"{base}/echo?from=nginx"
-        from qqgate.dev.fakeqq import openid_for
-
-        assert page.json()["headers"]["x-qq-openid"] == openid_for(APP_ID, "xiaoming")
-    finally:
-        nginx.send_signal(signal.SIGQUIT)
-        nginx.wait(timeout=10)
-        gate.stop()
-        upstream.stop()
-
-
 def test_paste_deploy_filter(tmp_path) -> None:
     loadapp = pytest.importorskip("paste.deploy").loadapp
     ini = tmp_path / "app.ini"
@@ -284,10 +187,6 @@ def make_echo_app(global_conf, **local_conf):
     return echo
 
 
-def _between(text: str, begin: str, end: str) -> str:
-    return text.split(f"# --- {begin} ---")[1].split(f"# --- {end} ---")[0]
-
-
 def test_nginx_proxy_conf_carries_websockets_and_requests(tmp_path, nginx_binary) -> None:
     """deploy/nginx-proxy.conf, as shipped (less TLS), in front of qqgate serve in front of a
     WebSocket echo server: the Upgrade reaches the gate, the 101 comes back, frames flow."""
@@ -302,18 +201,13 @@ def test_nginx_proxy_conf_carries_websockets_and_requests(tmp_path, nginx_binary
     gate = serve_gate(tmp_path, upstream.url)
     listen = free_port()
     shipped = (ROOT / "deploy" / "nginx-proxy.conf").read_text()
-    server = _between(shipped, "test-begin", "test-end").replace(
+    server = between(shipped, "test-begin", "test-end").replace(
         "127.0.0.1:8000", f"127.0.0.1:{gate.port}"
     )
-    block = _between(shipped, "test-map-begin", "test-map-end")
+    block = between(shipped, "test-map-begin", "test-map-end")
     block += f"server {{\n    listen 127.0.0.1:{listen};\n{server}\n}}"
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp_path, server=block))
-    nginx = subprocess.Popen(
-        [nginx_binary, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE
-    )
+    nginx = start_nginx(nginx_binary, tmp_path, listen, block)
     try:
-        wait_for_port(listen, nginx)
         with connect(
             f"ws://127.0.0.1:{listen}/chat",
             additional_headers=signed_in(ALICE),
@@ -327,7 +221,6 @@ def test_nginx_proxy_conf_carries_websockets_and_requests(tmp_path, nginx_binary
         refused = requests.get(f"http://127.0.0.1:{listen}/page", timeout=10)
         assert refused.status_code == 401, "plain requests still pass the gate"
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        nginx.wait(timeout=10)
+        nginx.stop()
         gate.stop()
         upstream.close()

@@ -6,7 +6,7 @@ answers, reuse rules) and ``pool`` the kept-alive connections; ``bodies`` holds 
 of bodies that must end cleanly or not at all; ``tunnel`` carries WebSockets.
 """
 
+from ..origins import OriginPolicy
 from .proxy import UpstreamProxy
-from .tunnel import OriginPolicy
 
 __all__ = ["OriginPolicy", "UpstreamProxy"]

@@ -40,6 +40,7 @@ from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from .. import logs, metrics
+from ..origins import OriginPolicy
 from ..pages import Pages
 from ..redirects import request_target
 from ..wsgiutil import (
@@ -108,12 +109,12 @@ class UpstreamProxy:
         hidden_cookies: Iterable[str] = (),
         identity_headers: Iterable[str] = (),
         pool_size: int = 32,
-        origins: tunnel.OriginPolicy | None = None,
+        origins: OriginPolicy | None = None,
         websocket_idle_timeout: float = 300.0,
         pages: Pages,
     ) -> None:
         self.pages = pages
-        self._origins = origins or tunnel.OriginPolicy("http://unset.invalid")
+        self._origins = origins or OriginPolicy("http://unset.invalid")
         self._websocket_idle_timeout = websocket_idle_timeout
         parts = urlsplit(upstream)
         self.upstream = f"{parts.scheme}://{parts.netloc}"

@@ -28,11 +28,10 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Iterator
-from urllib.parse import urlsplit
+from collections.abc import Iterator
 
 from .. import logs, metrics
-from ..values import normal_origin
+from ..origins import OriginPolicy
 from ..wsgiutil import Environ, list_tokens
 from . import http1
 from .bodies import shut
@@ -53,27 +52,6 @@ class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-
-
-class OriginPolicy:
-    """Which browser origins may open a WebSocket through the gate."""
-
-    def __init__(self, redirect_uri: str, extra: Iterable[str] = ()) -> None:
-        parts = urlsplit(redirect_uri)
-        own = normal_origin(f"{parts.scheme}://{parts.netloc}")
-        self._allowed = frozenset({own, *extra} - {None})
-
-    def allows(self, environ: Environ) -> bool:
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is None:
-            return True  # not a browser: no visitor's cookie to hijack
-        normal = normal_origin(origin)
-        if normal is None:
-            return False  # "null" (a sandboxed frame, a file), or garbage
-        scheme = environ.get("wsgi.url_scheme", "http")
-        return normal in self._allowed or normal == normal_origin(
-            f"{scheme}://{environ.get('HTTP_HOST', '')}"
-        )
 
 
 def check_request(environ: Environ, origins: OriginPolicy) -> None:

@@ -6,7 +6,7 @@ gate's own percent-decoding applies) and URL-encoded once (so ``next`` is exactl
 given to the login (and followed through a completed sign-in with the stub QQ client to the
 callback's redirect), to the logout, to the callback's own query (which must be ignored), to the
 sign-in page (its button, and its redirect for a visitor already signed in), to nginx's
-``X-Original-URI`` on the auth route, and as the path of a protected page (which becomes the
+``X-Original-URI`` and Caddy's and Traefik's ``X-Forwarded-Uri`` on the auth and refused routes, and as the path of a protected page (which becomes the
 ``next`` of the login the challenge points to). Every Location (and link) a browser gets must stay
 on https://app.example.com whether it is resolved with ``urljoin`` or the WHATWG way.
 """
@@ -77,6 +77,15 @@ def auth_route(rig: Rig, payload: str, problems: list[str]) -> None:
         problems.append(f"auth: expected 401, got {response.status}")
         return
     check_login_link(response.headers["X-QQGate-Login"], "auth", problems)
+    # Caddy and Traefik: the gate answers the browser itself, with the forwarded URI as next.
+    for route in ("auth", "refused"):
+        forwarded = {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": header}
+        response = rig.call(blank(f"/_qqgate/{route}", headers=forwarded))
+        if response.status_int != 302:
+            problems.append(f"{route}/forwarded: expected 302, got {response.status}")
+            continue
+        check_location(response, f"{route}/forwarded", problems)
+        check_login_link(response.headers["Location"], f"{route}/forwarded", problems)
 
 
 def login_then_callback(rig: Rig, value: str, problems: list[str], delivery: str) -> None:

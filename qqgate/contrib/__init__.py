@@ -1,0 +1,1 @@
+"""Integrations with web frameworks; each module is imported only by projects that use it."""
