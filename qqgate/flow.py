@@ -29,7 +29,7 @@ from .session import (
     Identity,
     PendingLogin,
 )
-from .sessions import Sessions
+from .sessions import REFRESH, Sessions
 from .wsgiutil import Environ, StartResponse
 
 log = logging.getLogger("qqgate")
@@ -202,6 +202,8 @@ class SignInRoutes:
         else:
             status = "202 Accepted"
             headers += session.headers  # rendered once per token, like the environ entries
+            if REFRESH in environ:  # nginx passes it on (deploy/nginx-auth-request.conf)
+                headers.append(self.sessions.reissue(session))
             environ["REMOTE_USER"] = session.identity.openid  # for the access log
         metrics.get().auth_answers.labels(status[:3]).inc()
         return Answer(status, headers)

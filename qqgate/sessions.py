@@ -14,6 +14,11 @@ those that verify name different users, nobody is signed in, and the answer clea
 can name (``tossed_cookies``). The same rule holds for the pending-login cookie, where copies that
 differ mean no pending login at all, so a tossed state cannot steer a callback. The hot path only
 ever answers for a header that holds our name once.
+
+Sessions slide: a signed-in request whose token is ``session_refresh`` old is marked (``REFRESH``)
+and its answer gets a fresh cookie (``refreshing``), of the same session. The hot path tells by the
+same one comparison as before, against the entry's ``refresh_at`` instead of its expiry, so the
+usual signed-in request pays nothing for it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and 
 # environ keys: which of our cookies came in several verifying copies that disagree
 TOSSED_SESSION = "qqgate.tossed_session"
 TOSSED_STATE = "qqgate.tossed_state"
+# environ key: the session whose cookie this request's answer re-issues (sliding sessions)
+REFRESH = "qqgate.refresh_session"
 
 log = logging.getLogger("qqgate")
 
@@ -67,6 +74,8 @@ class Sessions:
             settings.secret_keys,
             settings.session_max_age,
             clock,
+            max_lifetime=settings.session_max_lifetime,
+            refresh=settings.session_refresh,
             cache_bytes=settings.token_cache_mib * MIB,
             render=headers.environ,
             render_headers=headers.headers,
@@ -93,7 +102,7 @@ class Sessions:
         if token is not None:
             session = self._cached(token)  # a cached token has neither spaces nor quotes
             now = self._clock()
-            if session is not None and session.expires > now:
+            if session is not None and session.refresh_at > now:  # refresh_at <= expires
                 cache = self.cache
                 cache.hits += 1
                 # Passed to the metrics in batches: a metric update costs more than the rest of
@@ -110,7 +119,11 @@ class Sessions:
             if len({session.identity.openid for session in sessions}) > 1:
                 _tossed(environ, TOSSED_SESSION, "session_cookies_disagree")
                 return None
-            return sessions[0] if sessions else None
+            if not sessions:
+                return None
+            if sessions[0].refresh_at <= self._clock():
+                environ[REFRESH] = sessions[0]
+            return sessions[0]
         finally:
             self._count_cache_lookups()  # a miss is rare and costly anyway: passed on at once
 
@@ -139,6 +152,24 @@ class Sessions:
     def issue(self, identity: Identity) -> tuple[str, str]:
         """The Set-Cookie header of a new session for ``identity``."""
         return self._session_cookie(self.codec.dumps(identity))
+
+    def refreshing(self, environ: Environ, start_response: StartResponse) -> StartResponse:
+        """``start_response`` adding a re-issued session cookie (``REFRESH``) to the answer,
+        unless the answer sets our cookie itself."""
+        session: VerifiedToken = environ[REFRESH]
+
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: object) -> object:
+            name = self.settings.cookie_name + "="
+            if not any(k.lower() == "set-cookie" and v.startswith(name) for k, v in headers):
+                headers = [*headers, self.reissue(session)]
+            return start_response(status, headers, *exc_info)
+
+        return start  # type: ignore[return-value]
+
+    def reissue(self, session: VerifiedToken) -> tuple[str, str]:
+        """The Set-Cookie header of a fresh token of ``session``, issued now."""
+        token, expires = self.codec.reissue(session)
+        return self._session_cookie(token, max_age=max(0, expires - int(self._clock())))
 
     def clear(self) -> tuple[str, str]:
         """The Set-Cookie header that ends the session in this browser."""

@@ -137,6 +137,27 @@ def _check_upstream(merged: dict[str, Any], values: dict[str, Any]) -> list[tupl
     return []
 
 
+def _check_session_times(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    refresh, max_age = merged["session_refresh"], merged["session_max_age"]
+    lifetime = merged["session_max_lifetime"]
+    problems = []
+    if refresh >= max_age:
+        problems.append(
+            (
+                "session_refresh",
+                f"must be shorter than session_max_age ({max_age} s), got {refresh}",
+            )
+        )
+    if max_age > lifetime:
+        problems.append(
+            (
+                "session_max_lifetime",
+                f"must be at least session_max_age ({max_age} s), got {lifetime}",
+            )
+        )
+    return problems
+
+
 def _check_templates(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
     directory = merged["templates_dir"]
     if directory and not Path(directory).is_dir():
@@ -153,6 +174,7 @@ CHECKS = (
     _check_cookie,
     _check_paths_and_names,
     _check_upstream,
+    _check_session_times,
     _check_templates,
 )
 

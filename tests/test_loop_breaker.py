@@ -105,4 +105,6 @@ def test_a_browser_that_keeps_cookies_signs_in_and_out_freely(provider) -> None:
             consent = browser.get(f"{gate.url}/private", headers=HTML, timeout=30)
             page = approve(browser, consent, "xiaoming")
             assert page.status_code == 200 and page.url == f"{gate.url}/private"
-            browser.get(f"{gate.url}/_qqgate/logout?next=/", timeout=30)
+            browser.post(
+                f"{gate.url}/_qqgate/logout?next=/", timeout=30
+            )  # as the confirm page does
