@@ -84,6 +84,8 @@ class Settings:
     session_max_age: int = setting(7 * 86400, values.duration)
     session_max_lifetime: int = setting(30 * 86400, values.duration)
     session_refresh: int = setting(86400, values.duration)
+    # revocation across gate hosts (qqgate.sessionstore): redis://host:port/db; may hold a password
+    session_store: str | None = setting(None, values.optional_text, repr=False)
     # MiB per worker for verified session tokens (qqgate.tokencache: ~1.6 KiB a user); 0: no cache
     token_cache_mib: int = setting(192, values.count(0, 65536))
     # "__Host-qqgate" when the cookies may carry that prefix (cookie_secure, no cookie_domain):

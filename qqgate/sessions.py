@@ -19,6 +19,10 @@ Sessions slide: a signed-in request whose token is ``session_refresh`` old is ma
 and its answer gets a fresh cookie (``refreshing``), of the same session. The hot path tells by the
 same one comparison as before, against the entry's ``refresh_at`` instead of its expiry, so the
 usual signed-in request pays nothing for it.
+
+With a ``session_store`` (``qqgate.sessionstore``), sessions can be revoked on every gate host: the
+hot path then also asks whether the user has any revocation (one dict lookup in memory; never the
+network), and a cookie of a revoked session is treated as no cookie.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from . import logs, metrics, wsgiutil
+from . import logs, metrics, revocations, wsgiutil
 from .allowlist import AllowList
 from .config import Settings
 from .cookies import CookieReader, cookie_place, cookie_values, parent_domains, set_cookie
@@ -43,6 +47,7 @@ from .session import (
     VerifiedToken,
     take_pending,
 )
+from .sessionstore import RedisStore, namespace
 from .tokencache import MIB
 from .wsgiutil import Environ, StartResponse
 
@@ -90,6 +95,12 @@ class Sessions:
         self._clock = clock
         self._hits_counted = self._misses_counted = 0  # the cache's counts the metrics have
         self._count_at = 0.0  # when hits are passed on at the latest (with the next hit)
+        self.store: RedisStore | None = None
+        self._revoked: dict[str, revocations.Revoked] = {}  # openids with revocations
+        if settings.session_store:
+            self.store = RedisStore(settings.session_store, namespace(settings), clock)
+            self._revoked = self.store.revocations.by_openid  # kept current in place
+            self.store.start()
 
     # --- the session --------------------------------------------------------------------------
 
@@ -102,7 +113,11 @@ class Sessions:
         if token is not None:
             session = self._cached(token)  # a cached token has neither spaces nor quotes
             now = self._clock()
-            if session is not None and session.refresh_at > now:  # refresh_at <= expires
+            if (
+                session is not None
+                and session.refresh_at > now  # refresh_at <= expires
+                and session.identity.openid not in self._revoked
+            ):
                 cache = self.cache
                 cache.hits += 1
                 # Passed to the metrics in batches: a metric update costs more than the rest of
@@ -115,7 +130,8 @@ class Sessions:
     def _load(self, environ: Environ, cookie: str) -> VerifiedToken | None:
         try:
             verify = self.codec.verify
-            sessions = [s for s in map(verify, self._cookies.values(cookie)) if s is not None]
+            found = map(verify, self._cookies.values(cookie))
+            sessions = [s for s in found if s is not None and not self.revoked(s)]
             if len({session.identity.openid for session in sessions}) > 1:
                 _tossed(environ, TOSSED_SESSION, "session_cookies_disagree")
                 return None
@@ -138,6 +154,26 @@ class Sessions:
             counter.labels("hit").inc(hits)
         if misses:
             counter.labels("miss").inc(misses)
+
+    def revoked(self, session: VerifiedToken) -> bool:
+        """Whether ``session`` was revoked (always False without a session store)."""
+        return self.store is not None and self.store.revocations.refuses(session)
+
+    def revoke(self, session: VerifiedToken, *, everywhere: bool = False) -> bool:
+        """Revoke ``session`` (with ``everywhere``, every session of its user signed in until
+        now) on every gate host; False if the store could not take it now (this process refuses
+        it at once; the store gets it when it is back)."""
+        if self.store is None:
+            return False
+        identity = session.identity
+        lifetime = self.settings.session_max_lifetime
+        if everywhere:
+            now = int(self._clock())
+            field, value = revocations.user_field(identity.openid), f"{now} {now + lifetime}"
+        else:
+            field = revocations.session_field(identity.openid, session.session_id)
+            value = str(identity.signed_in_at + lifetime)
+        return self.store.revoke(field, value)
 
     def identify(self, environ: Environ) -> Identity | None:
         """Who is signed in on this request, or None."""

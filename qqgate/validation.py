@@ -158,6 +158,23 @@ def _check_session_times(merged: dict[str, Any], values: dict[str, Any]) -> list
     return problems
 
 
+def _check_session_store(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    url = merged["session_store"]
+    if url is None:
+        return []
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        return [("session_store", "must be a redis://host:port/db (or rediss://, unix://) URL")]
+    try:
+        import redis  # noqa: F401 - only whether it is installed
+    except ImportError:
+        return [("session_store", "needs the redis package: pip install qqgate[redis]")]
+    return []
+
+
+def is_openid(text: str) -> bool:
+    return bool(_OPENID.fullmatch(text))
+
+
 def _check_templates(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
     directory = merged["templates_dir"]
     if directory and not Path(directory).is_dir():
@@ -175,6 +192,7 @@ CHECKS = (
     _check_paths_and_names,
     _check_upstream,
     _check_session_times,
+    _check_session_store,
     _check_templates,
 )
 
