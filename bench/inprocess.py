@@ -6,6 +6,9 @@ Cases, all on the same realistic environ (25 keys as gunicorn builds them, a Coo
 
 - ``bare``: the app alone.
 - ``hit``: the gate, signed in, the token already verified (the steady state of a session).
+- ``store``: as ``hit``, with a ``session_store`` whose revocations name 10,000 other users (and
+  5,000 sessions of them): the hot path's one more dict lookup. The store's URL points nowhere
+  (its listener retries in the background), so nothing here is the network: the hot path never is.
 - ``miss``: the gate, signed in, a token it has never seen (the first request after a sign-in or a
   worker restart): the signature is checked and the identity rendered.
 - ``challenge``: the gate, not signed in, a browser navigation: the 302 to the login.
@@ -30,6 +33,7 @@ import argparse
 import gc
 import hashlib
 import io
+import logging
 import statistics
 import sys
 import time
@@ -88,6 +92,23 @@ def base_environ(cookie: str | None) -> dict:
     return environ
 
 
+def store_gate() -> Callable:
+    """The benchmark gate with a session store holding other users' revocations."""
+    from qqgate import QQGate
+    from qqgate.revocations import session_field, user_field
+
+    logging.getLogger("qqgate").setLevel(logging.CRITICAL)  # the store is unreachable: it says so
+    gate = QQGate(apps.bare, apps.settings(session_store="redis://127.0.0.1:1/0"))
+    revocations = gate.sessions.store.revocations  # type: ignore[union-attr]
+    until = int(time.time()) + 86400
+    for i in range(10_000):
+        openid = f"{i:032X}"
+        revocations.add(user_field(openid), f"{until - 86400} {until}")
+        if i % 2:
+            revocations.add(session_field(openid, f"s{i}"), str(until))
+    return gate
+
+
 def run_requests(app: Callable, environs: list[dict]) -> float:
     """Seconds for one request per environ (each a fresh copy), the body read as a server would."""
     start = time.perf_counter()
@@ -107,6 +128,7 @@ class Cases:
     def __init__(self) -> None:
         self.gate = apps.make_gate()
         self.token = apps.session_token(self.gate)
+        self.store_gate = store_gate()
         self.signed_in = base_environ(apps.cookie_header(self.token))
         self.anonymous = base_environ(apps.cookie_header(None))
         # nginx's auth_request subrequest for a signed-in visitor (deploy/nginx-auth-request.conf)
@@ -148,6 +170,9 @@ class Cases:
     def hit(self, n: int) -> float:
         return run_requests(self.gate, self.fresh(self.signed_in, n)) / n * 1e6
 
+    def store(self, n: int) -> float:
+        return run_requests(self.store_gate, self.fresh(self.signed_in, n)) / n * 1e6
+
     def miss(self, n: int) -> float:
         # Tokens never seen before (another sign-in time each); minted outside the timing.
         environs = []
@@ -181,6 +206,7 @@ class Cases:
 NAMES = {
     "bare": "bare app",
     "hit": "gate, signed in, cache hit",
+    "store": "  same, with a session store",
     "miss": "gate, signed in, cache miss",
     "challenge": "gate, not signed in (302)",
     "auth": "auth_request, signed in (202)",
@@ -223,6 +249,7 @@ def report(samples: dict[str, list[float]]) -> bool:
     print()
     print(f"loads() alone / cache hit overhead: {med['loads'] / hit:.1f}× saved per request")
     print(f"cache miss overhead / loads() alone: {miss / med['loads']:.2f}")
+    print(f"with a session store / without: {med['store'] / med['hit']:.3f}× (target ≤ 1.5×)")
     ok_hit = hit <= TARGET_HIT_OVER_BARE
     ok_miss = miss <= TARGET_MISS_OVER_BARE
     print(f"target hit  ≤ {TARGET_HIT_OVER_BARE} µs over bare: {hit:.2f} µs  {_verdict(ok_hit)}")

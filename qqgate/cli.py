@@ -1,4 +1,4 @@
-"""The ``qqgate`` command: ``demo``, ``check``, ``serve``, ``secret`` and ``provider``."""
+"""The ``qqgate`` command: ``demo``, ``check``, ``serve``, ``secret``, ``provider``, ``revoke``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import os
 import secrets
 import sys
+import time
 from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from . import checks, values
 from .config import KEYS, ConfigError, Settings
@@ -37,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     commands.add_parser("secret", help="print a fresh random secret_key")
+    revoke = commands.add_parser(
+        "revoke", help="sign a user out of every browser, on every gate (needs session_store)"
+    )
+    revoke.add_argument("openid", help="the user's openid")
+    revoke.add_argument("-c", "--config", default="gate.ini", help="path to the config file")
     provider = commands.add_parser(
         "provider", help="run the development QQ provider on localhost (never expose it)"
     )
@@ -58,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "secret":
         print(secrets.token_urlsafe(48))
         return 0
+    if args.command == "revoke":
+        return revoke_user(args.config, args.openid)
     if args.command == "serve":
         return serve_gate(args.config, args.bind, args.workers)
     if args.command == "provider":
@@ -95,6 +104,33 @@ def serve_gate(path: str, bind: str | None, workers: int | None) -> int:
     os.execv(sys.executable, args)  # noqa: S606 - our own interpreter, fixed arguments
 
 
+def revoke_user(path: str, openid: str) -> int:
+    """Revoke every session of ``openid`` signed in until now, through the session store."""
+    from .revocations import user_field
+    from .sessionstore import connect, namespace, write_entry
+    from .validation import is_openid
+
+    try:
+        settings = load_checked(path)
+    except ConfigError as exc:
+        return _problems(f"{path}: {len(exc.problems)} problem(s)", exc.problems)
+    if not is_openid(openid):
+        print(f"qqgate: {openid!r} is not an openid", file=sys.stderr)
+        return 2
+    if not settings.session_store:
+        print(f"qqgate: {path} sets no session_store: nothing to revoke in", file=sys.stderr)
+        return 1
+    now = int(time.time())
+    value = f"{now} {now + settings.session_max_lifetime}"
+    try:
+        write_entry(connect(settings.session_store), namespace(settings), user_field(openid), value)
+    except Exception as exc:  # the client's errors: Redis unreachable, refused, ...
+        print(f"qqgate: session store unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"revoked every session of {openid} signed in until now (every gate within 2 s)")
+    return 0
+
+
 def check_config(path: str, *, strict: bool = False) -> int:
     """Print every problem and exit 1, or a summary and the warnings and exit 0 (with ``strict``,
     warnings are problems: exit 1)."""
@@ -123,9 +159,26 @@ def _problems(heading: str, problems: list[tuple[str, str]]) -> int:
 
 def summary(settings: Settings) -> list[str]:
     lines = [f"{key} = {_show(getattr(settings, key))}" for key in _SUMMARY_KEYS]
+    lines = [
+        f"session_store = {_show_store(settings.session_store)}"
+        if line.startswith("session_store =")
+        else line
+        for line in lines
+    ]
     lines.append(f"app_key = (set, {len(settings.app_key)} characters)")
     lines.append(f"secret_key = ({len(settings.secret_keys)} key(s) set)")
     return lines
+
+
+def _show_store(url: str | None) -> str:
+    """``session_store`` without its password."""
+    if url is None:
+        return "(none)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _show(value: object) -> str:

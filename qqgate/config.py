@@ -79,8 +79,14 @@ class Settings:
     qq_base_url: str = setting("https://graph.qq.com", values.text)
     scope: str = setting("get_user_info", values.text)
     timeout: float = setting(5.0, values.seconds_up_to(120))
+    # sliding sessions (qqgate.session): idle limit, absolute limit from the sign-in, and the
+    # age at which a signed-in request gets its cookie re-issued (defaults: see _normalise)
     session_max_age: int = setting(7 * 86400, values.duration)
-    # MiB per worker for verified session tokens (qqgate.tokencache: ~1.4 KiB a user); 0: no cache
+    session_max_lifetime: int = setting(30 * 86400, values.duration)
+    session_refresh: int = setting(86400, values.duration)
+    # revocation across gate hosts (qqgate.sessionstore): redis://host:port/db; may hold a password
+    session_store: str | None = setting(None, values.optional_text, repr=False)
+    # MiB per worker for verified session tokens (qqgate.tokencache: ~1.6 KiB a user); 0: no cache
     token_cache_mib: int = setting(192, values.count(0, 65536))
     # "__Host-qqgate" when the cookies may carry that prefix (cookie_secure, no cookie_domain):
     # browsers then refuse a copy from any sibling site (see default_cookie_name)
@@ -266,6 +272,7 @@ def default_cookie_name(secure: bool, domain: str | None) -> str:
 
 
 def _normalise(values: dict[str, Any]) -> None:
+    _session_defaults(values)
     if "cookie_name" not in values:
         secure = values.get("cookie_secure", _DEFAULTS["cookie_secure"])
         values["cookie_name"] = default_cookie_name(secure, values.get("cookie_domain"))
@@ -273,6 +280,18 @@ def _normalise(values: dict[str, Any]) -> None:
         values["prefix"] = "/" + values["prefix"].strip("/")
     if "qq_base_url" in values:
         values["qq_base_url"] = values["qq_base_url"].rstrip("/")
+
+
+def _session_defaults(values: dict[str, Any]) -> None:
+    """Defaults that follow a given ``session_max_age``: a lifetime no shorter (a config written
+    before sliding sessions keeps working), a refresh at a quarter of it, a day at most."""
+    max_age = values.get("session_max_age")
+    if max_age is None:
+        return
+    if "session_max_lifetime" not in values:
+        values["session_max_lifetime"] = max(max_age, _DEFAULTS["session_max_lifetime"])
+    if "session_refresh" not in values:
+        values["session_refresh"] = max(1, min(_DEFAULTS["session_refresh"], max_age // 4))
 
 
 def _validate(values: dict[str, Any], unusable: set[str]) -> list[tuple[str, str]]:

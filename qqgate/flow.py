@@ -44,6 +44,7 @@ _REFUSAL_MESSAGES = {
 }
 MAX_CODE_LENGTH = 512
 MAX_STATE_LENGTH = 128
+MAX_FORM = 1024  # bytes of a sign-out form: its one field
 
 
 class SignInRoutes:
@@ -157,12 +158,21 @@ class SignInRoutes:
     def logout(self, environ: Environ) -> Response | Answer:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "POST"):
             return self._error(environ, 405, "method_not_allowed", "method_not_allowed.message")
-        identity = self.sessions.identify(environ)
+        session = self.sessions.load(environ)
+        identity = None if session is None else session.identity
         requested = _next_param(environ)
+        everywhere = _everywhere(environ)
         if identity is not None and not self._may_sign_out(environ):
             # A link or form on another site: ask, with a form that posts from our own page.
             sign_out = self.url(environ, "/logout", safe_next(requested) if requested else None)
+            if everywhere:
+                sign_out += ("&" if "?" in sign_out else "?") + "everywhere=1"
             return self.pages.confirm_sign_out(environ, sign_out, safe_next(requested))
+        if everywhere and self.sessions.store is None:
+            # Promising what cannot be kept is worse than refusing: nothing is signed out.
+            return self._error(environ, 400, "everywhere_unavailable", "everywhere.message")
+        if session is not None:
+            self.sessions.revoke(session, everywhere=everywhere)
         response: Response | Answer
         if requested:
             response = answers.redirect(safe_next(requested, self.home))
@@ -175,7 +185,10 @@ class SignInRoutes:
             response.headerlist.append(reset)
         if identity:
             client = wsgiutil.client_address(environ)
-            logs.event(log, logging.INFO, "sign-out", openid=identity.openid, client=client)
+            scope = "everywhere" if everywhere else None
+            logs.event(
+                log, logging.INFO, "sign-out", openid=identity.openid, scope=scope, client=client
+            )
         return response
 
     def _may_sign_out(self, environ: Environ) -> bool:
@@ -323,6 +336,14 @@ class SignInRoutes:
 
     def _not_found(self, environ: Environ) -> Response:
         return self.pages.error(environ, 404, "not_found.title", ["not_found.message"])
+
+
+def _everywhere(environ: Environ) -> bool:
+    """Whether a sign-out asks for every browser: ``everywhere=1`` in the query, or in the form
+    a POST sends (read up to ``MAX_FORM`` bytes; a bigger or other body does not ask)."""
+    if (wsgiutil.query_params(environ) or {}).get("everywhere") == ["1"]:
+        return True
+    return wsgiutil.small_form(environ, MAX_FORM).get("everywhere") == ["1"]
 
 
 def _next_param(environ: Environ) -> str | None:

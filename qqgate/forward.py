@@ -39,6 +39,7 @@ from .answers import Answer
 from .origins import OriginPolicy
 from .redirects import safe_next
 from .session import VerifiedToken
+from .sessions import REFRESH
 from .wsgiutil import Environ
 
 if TYPE_CHECKING:
@@ -129,6 +130,9 @@ class ForwardAuth:
             if not self.origins.allows(environ):
                 return self._cross_site(environ)
             return Answer("202 Accepted", [NOT_CACHED, NO_STORE, *session.headers])
+        if REFRESH in environ:  # sliding sessions: the shipped nginx block passes it on
+            refreshed = self.sessions.reissue(session)  # never kept: nginx skips a Set-Cookie
+            return Answer("202 Accepted", [NOT_CACHED, NO_STORE, *session.headers, refreshed])
         return Answer("202 Accepted", [*self._cache(environ, session), NO_STORE, *session.headers])
 
     def refused(self, environ: Environ) -> Response | Answer:

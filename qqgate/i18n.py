@@ -39,6 +39,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "confirm_sign_out.message": ("确定要退出登录吗？", "Do you want to sign out?"),
     "confirm_sign_out.button": ("退出登录", "Sign out"),
     "confirm_sign_out.cancel": ("取消", "Cancel"),
+    "everywhere_unavailable.title": ("无法在所有设备上退出", "Cannot sign out everywhere"),
+    "everywhere.message": (
+        "此网站未配置会话存储，无法让其他浏览器退出登录。你仍处于登录状态。",
+        "This site keeps no session store, so other browsers cannot be signed out. "
+        "You are still signed in.",
+    ),
     # not on the allow-list
     "forbidden.title": ("无权访问", "Access denied"),
     "forbidden.message": (

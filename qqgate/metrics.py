@@ -84,6 +84,14 @@ def _new_metrics() -> Any:
             "Requests being proxied to the upstream",
             multiprocess_mode="livesum",
         ),
+        store_up=Gauge(
+            "qqgate_session_store_up",
+            "1 while the session store (Redis) is reachable and its revocations read, else 0",
+            multiprocess_mode="livemin",
+        ),
+        store_errors=Counter(
+            "qqgate_session_store_errors", "Failed reads and writes of the session store"
+        ),
         tunnels_open=Gauge(
             "qqgate_websocket_tunnels_open", "WebSocket tunnels open", multiprocess_mode="livesum"
         ),

@@ -8,6 +8,7 @@ Per request, in this order:
 2. Requests under ``{prefix}`` go to the gate's own routes (login, callback, ...).
 3. A valid session cookie sets the identity headers, ``REMOTE_USER`` and
    ``environ["qqgate.identity"]``. (Several that name different users are none, and are cleared.)
+   A session old enough (``session_refresh``) gets a fresh cookie added to the app's answer.
 4. Without one, a public path passes with no identity; anything else is challenged and the wrapped
    app is never called.
 
@@ -29,7 +30,7 @@ from .headers import IdentityHeaders
 from .paths import PublicPaths
 from .qq import QQClient
 from .session import Identity
-from .sessions import TOSSED_SESSION, Sessions
+from .sessions import REFRESH, TOSSED_SESSION, Sessions
 from .wsgiutil import TRUSTED_PROXIES, Environ, StartResponse, WSGIApp
 
 
@@ -84,6 +85,8 @@ class QQGate:
             return self.routes.challenge(environ, start_response)
         if self._restricted and not self.sessions.allowed(session.identity):
             return self.routes.forbidden(environ, session.identity)(environ, start_response)
+        if REFRESH in environ:  # sliding sessions: the token is old enough to re-issue
+            start_response = self.sessions.refreshing(environ, start_response)
         environ.update(session.environ)
         return self.app(environ, start_response)
 

@@ -16,12 +16,22 @@ dict lookup and one clock reading. The cache belongs to one codec, built from on
 ``max_age``, so a rotation or another secret (a new codec) never sees an old entry; only tokens that
 verified are stored, under their exact string, so a tampered token can never hit; and each entry
 carries the token's own expiry.
+
+A session slides (``qqgate.sessions`` re-issues its cookie once it is ``refresh`` old): its payload
+is ``[openid, nickname, avatar, unionid, signed_in_at, expires, issued_at, session_id]``, and it
+ends at the earliest of its signed ``expires``, ``issued_at + max_age`` (the idle limit) and
+``signed_in_at + max_lifetime`` (the absolute one), so a shorter limit configured later also cuts
+tokens issued before. ``session_id`` is random, minted at sign-in and kept by every re-issue: it
+names the session (every copy of its cookie, before and after a refresh) for revocation. A token of
+the six-element form earlier versions signed counts its sign-in as issued-at, and the hash of its
+signature as its id.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +70,8 @@ ROUND_TRIP_WINDOW = 120
 Clock = Callable[[], float]
 Render = Callable[["Identity"], Mapping[str, object]]
 RenderHeaders = Callable[["Identity"], Sequence[tuple[str, str]]]
+SESSION_ID_BYTES = 12  # 96 random bits: 16 characters
+MAX_SESSION_ID = 64  # characters: a longer one is no id we minted
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +130,30 @@ class SessionCodec:
         max_age: int,
         clock: Clock = time.time,
         *,
+        max_lifetime: int | None = None,
+        refresh: int | None = None,
         cache_bytes: int = CACHE_BYTES,
         render: Render = _no_render,
         render_headers: RenderHeaders = _no_headers,
     ) -> None:
         self._serializer = _serializer(secret_keys, SESSION_SALT)
         self._tokens = TokenVerifier(self._serializer)
-        self.max_age = max_age
+        self.max_age = max_age  # the idle limit: from the token's issued_at
+        self.max_lifetime = max_age if max_lifetime is None else max_lifetime  # from the sign-in
+        self.refresh = refresh  # re-issue a token this old (None: never)
         self._clock = clock
         self._render = render
         self._render_headers = render_headers
         self.cache = TokenCache(cache_bytes, clock)
         self._peek = self.cache.peek
 
-    def dumps(self, identity: Identity) -> str:
-        expires = identity.signed_in_at + self.max_age
+    def dumps(
+        self, identity: Identity, *, issued_at: int | None = None, session_id: str | None = None
+    ) -> str:
+        """A token for ``identity``, issued at ``issued_at`` (default: its sign-in), of the session
+        ``session_id`` (default: a new one)."""
+        issued = identity.signed_in_at if issued_at is None else issued_at
+        expires = self._expiry(identity.signed_in_at, issued)
         payload = [
             identity.openid,
             identity.nickname,
@@ -140,8 +161,20 @@ class SessionCodec:
             identity.unionid,
             identity.signed_in_at,
             expires,
+            issued,
+            session_id or secrets.token_urlsafe(SESSION_ID_BYTES),
         ]
         return self._serializer.dumps(payload)
+
+    def reissue(self, session: VerifiedToken) -> tuple[str, int]:
+        """A fresh token of ``session`` (issued now, the same session id) and its expiry."""
+        now = int(self._clock())
+        identity = session.identity
+        token = self.dumps(identity, issued_at=now, session_id=session.session_id)
+        return token, self._expiry(identity.signed_in_at, now)
+
+    def _expiry(self, signed_in_at: int, issued_at: int) -> int:
+        return min(issued_at + self.max_age, signed_in_at + self.max_lifetime)
 
     def loads(self, token: str) -> Identity | None:
         """The identity in ``token``, or None if it is tampered, foreign, malformed or expired."""
@@ -167,22 +200,46 @@ class SessionCodec:
     def _verify(self, token: str) -> VerifiedToken | None:
         try:
             payload = self._tokens.loads(token)
-            openid, nickname, avatar, unionid, signed_in_at, expires = payload
+            fields = _session_fields(payload, token)
         except (BadData, ValueError, TypeError):
             return None
-        if not (
-            _all_str(openid, nickname, avatar)
-            and (unionid is None or isinstance(unionid, str))
-            and _all_int(signed_in_at, expires)
-        ):
+        if fields is None:
             return None
-        # A shorter session_max_age configured later also cuts sessions issued before.
-        expires = min(expires, signed_in_at + self.max_age)
+        openid, nickname, avatar, unionid, signed_in_at, expires, issued_at, session_id = fields
+        expires = min(expires, self._expiry(signed_in_at, issued_at))
         if expires <= self._clock():
             return None
+        refresh_at = expires if self.refresh is None else min(expires, issued_at + self.refresh)
         identity = Identity(openid, nickname, avatar, unionid, signed_in_at)
         headers = tuple(self._render_headers(identity))
-        return VerifiedToken(identity, expires, self._render(identity), headers)
+        return VerifiedToken(
+            identity, expires, self._render(identity), headers, refresh_at, session_id
+        )
+
+
+Fields = tuple[str, str, str, str | None, int, int, int, str]
+
+
+def _session_fields(payload: object, token: str) -> Fields | None:
+    """The eight fields of a session payload, of the right types (a six-element token of an
+    earlier version gets its sign-in as issued-at and an id from its signature); else None."""
+    if not isinstance(payload, list):
+        return None
+    if len(payload) == 6:
+        legacy_id = hashlib.sha256(token.encode()).hexdigest()[:22]
+        payload = [*payload, payload[4], legacy_id]
+    if len(payload) != 8:
+        return None
+    openid, nickname, avatar, unionid, signed_in_at, expires, issued_at, session_id = payload
+    if not (
+        _all_str(openid, nickname, avatar, session_id)
+        and (unionid is None or isinstance(unionid, str))
+        and _all_int(signed_in_at, expires, issued_at)
+        and signed_in_at <= issued_at
+        and 0 < len(session_id) <= MAX_SESSION_ID
+    ):
+        return None
+    return openid, nickname, avatar, unionid, signed_in_at, expires, issued_at, session_id
 
 
 class StateCodec:

@@ -14,6 +14,15 @@ those that verify name different users, nobody is signed in, and the answer clea
 can name (``tossed_cookies``). The same rule holds for the pending-login cookie, where copies that
 differ mean no pending login at all, so a tossed state cannot steer a callback. The hot path only
 ever answers for a header that holds our name once.
+
+Sessions slide: a signed-in request whose token is ``session_refresh`` old is marked (``REFRESH``)
+and its answer gets a fresh cookie (``refreshing``), of the same session. The hot path tells by the
+same one comparison as before, against the entry's ``refresh_at`` instead of its expiry, so the
+usual signed-in request pays nothing for it.
+
+With a ``session_store`` (``qqgate.sessionstore``), sessions can be revoked on every gate host: the
+hot path then also asks whether the user has any revocation (one dict lookup in memory; never the
+network), and a cookie of a revoked session is treated as no cookie.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from . import logs, metrics, wsgiutil
+from . import logs, metrics, revocations, wsgiutil
 from .allowlist import AllowList
 from .config import Settings
 from .cookies import CookieReader, cookie_place, cookie_values, parent_domains, set_cookie
@@ -38,6 +47,7 @@ from .session import (
     VerifiedToken,
     take_pending,
 )
+from .sessionstore import RedisStore, namespace
 from .tokencache import MIB
 from .wsgiutil import Environ, StartResponse
 
@@ -47,6 +57,8 @@ MAX_STATE_COOKIE = 3800  # bytes of cookie value, leaving room for the name and 
 # environ keys: which of our cookies came in several verifying copies that disagree
 TOSSED_SESSION = "qqgate.tossed_session"
 TOSSED_STATE = "qqgate.tossed_state"
+# environ key: the session whose cookie this request's answer re-issues (sliding sessions)
+REFRESH = "qqgate.refresh_session"
 
 log = logging.getLogger("qqgate")
 
@@ -67,6 +79,8 @@ class Sessions:
             settings.secret_keys,
             settings.session_max_age,
             clock,
+            max_lifetime=settings.session_max_lifetime,
+            refresh=settings.session_refresh,
             cache_bytes=settings.token_cache_mib * MIB,
             render=headers.environ,
             render_headers=headers.headers,
@@ -81,6 +95,12 @@ class Sessions:
         self._clock = clock
         self._hits_counted = self._misses_counted = 0  # the cache's counts the metrics have
         self._count_at = 0.0  # when hits are passed on at the latest (with the next hit)
+        self.store: RedisStore | None = None
+        self._revoked: dict[str, revocations.Revoked] = {}  # openids with revocations
+        if settings.session_store:
+            self.store = RedisStore(settings.session_store, namespace(settings), clock)
+            self._revoked = self.store.revocations.by_openid  # kept current in place
+            self.store.start()
 
     # --- the session --------------------------------------------------------------------------
 
@@ -93,7 +113,11 @@ class Sessions:
         if token is not None:
             session = self._cached(token)  # a cached token has neither spaces nor quotes
             now = self._clock()
-            if session is not None and session.expires > now:
+            if (
+                session is not None
+                and session.refresh_at > now  # refresh_at <= expires
+                and session.identity.openid not in self._revoked
+            ):
                 cache = self.cache
                 cache.hits += 1
                 # Passed to the metrics in batches: a metric update costs more than the rest of
@@ -106,11 +130,16 @@ class Sessions:
     def _load(self, environ: Environ, cookie: str) -> VerifiedToken | None:
         try:
             verify = self.codec.verify
-            sessions = [s for s in map(verify, self._cookies.values(cookie)) if s is not None]
+            found = map(verify, self._cookies.values(cookie))
+            sessions = [s for s in found if s is not None and not self.revoked(s)]
             if len({session.identity.openid for session in sessions}) > 1:
                 _tossed(environ, TOSSED_SESSION, "session_cookies_disagree")
                 return None
-            return sessions[0] if sessions else None
+            if not sessions:
+                return None
+            if sessions[0].refresh_at <= self._clock():
+                environ[REFRESH] = sessions[0]
+            return sessions[0]
         finally:
             self._count_cache_lookups()  # a miss is rare and costly anyway: passed on at once
 
@@ -126,6 +155,26 @@ class Sessions:
         if misses:
             counter.labels("miss").inc(misses)
 
+    def revoked(self, session: VerifiedToken) -> bool:
+        """Whether ``session`` was revoked (always False without a session store)."""
+        return self.store is not None and self.store.revocations.refuses(session)
+
+    def revoke(self, session: VerifiedToken, *, everywhere: bool = False) -> bool:
+        """Revoke ``session`` (with ``everywhere``, every session of its user signed in until
+        now) on every gate host; False if the store could not take it now (this process refuses
+        it at once; the store gets it when it is back)."""
+        if self.store is None:
+            return False
+        identity = session.identity
+        lifetime = self.settings.session_max_lifetime
+        if everywhere:
+            now = int(self._clock())
+            field, value = revocations.user_field(identity.openid), f"{now} {now + lifetime}"
+        else:
+            field = revocations.session_field(identity.openid, session.session_id)
+            value = str(identity.signed_in_at + lifetime)
+        return self.store.revoke(field, value)
+
     def identify(self, environ: Environ) -> Identity | None:
         """Who is signed in on this request, or None."""
         session = self.load(environ)
@@ -139,6 +188,24 @@ class Sessions:
     def issue(self, identity: Identity) -> tuple[str, str]:
         """The Set-Cookie header of a new session for ``identity``."""
         return self._session_cookie(self.codec.dumps(identity))
+
+    def refreshing(self, environ: Environ, start_response: StartResponse) -> StartResponse:
+        """``start_response`` adding a re-issued session cookie (``REFRESH``) to the answer,
+        unless the answer sets our cookie itself."""
+        session: VerifiedToken = environ[REFRESH]
+
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: object) -> object:
+            name = self.settings.cookie_name + "="
+            if not any(k.lower() == "set-cookie" and v.startswith(name) for k, v in headers):
+                headers = [*headers, self.reissue(session)]
+            return start_response(status, headers, *exc_info)
+
+        return start  # type: ignore[return-value]
+
+    def reissue(self, session: VerifiedToken) -> tuple[str, str]:
+        """The Set-Cookie header of a fresh token of ``session``, issued now."""
+        token, expires = self.codec.reissue(session)
+        return self._session_cookie(token, max_age=max(0, expires - int(self._clock())))
 
     def clear(self) -> tuple[str, str]:
         """The Set-Cookie header that ends the session in this browser."""

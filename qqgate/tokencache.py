@@ -5,9 +5,10 @@ is estimated by :func:`entry_cost` from the lengths of its strings (the token, t
 avatar URL, the nickname and its two percent-encoded renderings) plus :data:`ENTRY_BYTES` for the
 objects around them; tests/test_tokencache.py checks the estimate against what ``tracemalloc`` sees
 a cache allocate (it is 2-10 % above). A 32-character openid, a seven-character Chinese and emoji
-nickname and a QQ avatar URL (a 220-character token) take 1.45 KiB. So the default
-``token_cache_mib`` of 192 holds about 135,000 signed-in users per worker (each worker keeps its
-own); a worker only takes that memory as users come back, nothing is allocated in advance.
+nickname and a QQ avatar URL (a 256-character token with its issued-at time and session id) take
+1.6 KiB. So the default ``token_cache_mib`` of 192 holds about 120,000 signed-in users per worker
+(each worker keeps its own); a worker only takes that memory as users come back, nothing is
+allocated in advance.
 
 Lookups take no lock: a dict lookup is atomic under the GIL, and an entry is an immutable object
 whose expiry the caller checks on every hit, so no reader can get an expired identity. Writes
@@ -32,8 +33,9 @@ MIB = 1 << 20
 # What an entry holds besides its strings' characters (measured with tracemalloc, CPython 3.11,
 # tests/test_tokencache.py): the OrderedDict's slot, entry, list node and node index (65-92 bytes
 # amortised over its tables' growth), the VerifiedToken, the Identity, two ints, the environ dict,
-# the headers' tuples, and the object headers of the token, openid, avatar URL and rendered strings.
-ENTRY_BYTES = 960
+# the headers' tuples, the refresh time and the object headers of the token, openid, session id,
+# avatar URL and rendered strings.
+ENTRY_BYTES = 1080
 # A nickname character: up to 4 bytes in the identity, and percent-encoded UTF-8 (up to 12 ASCII
 # characters, "%F0%9F%90%A7") in the environ and again in the headers. The upper end for Chinese
 # and emoji, so the budget is not overrun; a Latin nickname costs less than counted.
@@ -53,13 +55,17 @@ class VerifiedToken(NamedTuple):
     environ: Mapping[str, object]
     # and as request headers (for nginx auth_request's answer): rendered once per token too
     headers: tuple[tuple[str, str], ...] = ()
+    # when the cookie is due to be re-issued (sliding sessions; at most ``expires``)
+    refresh_at: float = float("inf")
+    # the session it belongs to, kept across re-issues: what a revocation names
+    session_id: str = ""
 
 
 def entry_cost(token: str, entry: VerifiedToken) -> int:
     """Bytes that keeping ``entry`` under ``token`` holds, estimated from its strings' lengths
     (``sys.getsizeof`` on each object would cost more than the verification it saves)."""
     identity = entry.identity
-    text = len(token) + len(identity.openid) + len(identity.avatar_url)
+    text = len(token) + len(identity.openid) + len(identity.avatar_url) + len(entry.session_id)
     text += len(identity.unionid) if identity.unionid is not None else 0
     nickname = identity.nickname
     per_char = ASCII_NICKNAME_CHAR_BYTES if nickname.isascii() else NICKNAME_CHAR_BYTES

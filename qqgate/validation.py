@@ -137,6 +137,44 @@ def _check_upstream(merged: dict[str, Any], values: dict[str, Any]) -> list[tupl
     return []
 
 
+def _check_session_times(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    refresh, max_age = merged["session_refresh"], merged["session_max_age"]
+    lifetime = merged["session_max_lifetime"]
+    problems = []
+    if refresh >= max_age:
+        problems.append(
+            (
+                "session_refresh",
+                f"must be shorter than session_max_age ({max_age} s), got {refresh}",
+            )
+        )
+    if max_age > lifetime:
+        problems.append(
+            (
+                "session_max_lifetime",
+                f"must be at least session_max_age ({max_age} s), got {lifetime}",
+            )
+        )
+    return problems
+
+
+def _check_session_store(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    url = merged["session_store"]
+    if url is None:
+        return []
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        return [("session_store", "must be a redis://host:port/db (or rediss://, unix://) URL")]
+    try:
+        import redis  # noqa: F401 - only whether it is installed
+    except ImportError:
+        return [("session_store", "needs the redis package: pip install qqgate[redis]")]
+    return []
+
+
+def is_openid(text: str) -> bool:
+    return bool(_OPENID.fullmatch(text))
+
+
 def _check_templates(merged: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
     directory = merged["templates_dir"]
     if directory and not Path(directory).is_dir():
@@ -153,6 +191,8 @@ CHECKS = (
     _check_cookie,
     _check_paths_and_names,
     _check_upstream,
+    _check_session_times,
+    _check_session_store,
     _check_templates,
 )
 

@@ -22,6 +22,7 @@ REDACT_QUERY = "qqgate.redact_query"
 TRUSTED_PROXIES = "qqgate.trusted_proxies"
 MAX_QUERY_LENGTH = 8192
 MAX_QUERY_FIELDS = 64
+FORM_TYPE = "application/x-www-form-urlencoded"
 _MOBILE = re.compile(r"Mobile|Android|iPhone|iPod|iPad|Windows Phone|HarmonyOS|MQQBrowser")
 
 
@@ -79,3 +80,20 @@ def client_address(environ: Environ) -> str:
 def list_tokens(value: str) -> list[str]:
     """The items of a comma-separated header value, lowercased, empty ones skipped."""
     return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+def small_form(environ: Environ, limit: int) -> dict[str, list[str]]:
+    """The fields of a POST's urlencoded form of at most ``limit`` bytes (by its
+    ``Content-Length``); empty for anything else, a bigger body or one that does not parse."""
+    content_type = str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
+    length = str(environ.get("CONTENT_LENGTH", ""))
+    if environ.get("REQUEST_METHOD") != "POST" or content_type != FORM_TYPE:
+        return {}
+    if not length.isdigit() or not 0 < int(length) <= limit:
+        return {}
+    try:
+        body = environ["wsgi.input"].read(int(length))
+        text = body.decode("utf-8")
+        return parse_qs(text, max_num_fields=MAX_QUERY_FIELDS)
+    except (OSError, ValueError, AttributeError, KeyError):  # a client gone, bad UTF-8, no input
+        return {}

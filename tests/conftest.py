@@ -11,6 +11,8 @@ import pytest
 
 from qqgate.config import Settings, settings_from_mapping
 
+from .redis_server import redis_server  # noqa: F401 - a fixture: redis-server on loopback
+
 APP_ID = "101000001"
 APP_KEY = "test-app-key-not-a-real-secret-0001"
 SECRET = "s" * 40

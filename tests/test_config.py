@@ -75,6 +75,7 @@ def test_defaults_are_secure() -> None:
     assert settings.cookie_samesite == "lax"
     assert settings.qq_base_url == "https://graph.qq.com"
     assert settings.session_max_age == 7 * 86400
+    assert (settings.session_max_lifetime, settings.session_refresh) == (30 * 86400, 86400)
     assert settings.timeout == 5.0
     assert settings.unionid is False
 
@@ -116,6 +117,9 @@ def test_every_problem_is_reported_at_once() -> None:
         settings_from_mapping({"app_id": APP_ID})
     assert set(info.value.keys) == {"app_key", "redirect_uri", "secret_key"}
     assert "app_key: missing" in str(info.value)
+
+
+LIFETIME_UNDER_IDLE = {"session_max_age": "10d", "session_max_lifetime": "9d"}
 
 
 @pytest.mark.parametrize(
@@ -173,6 +177,14 @@ def test_every_problem_is_reported_at_once() -> None:
             {"session_max_age": "forever"}, "session_max_age", "seconds", id="bad-duration"
         ),
         pytest.param({"session_max_age": "0"}, "session_max_age", "positive", id="zero-duration"),
+        pytest.param(
+            {"session_refresh": "7d"}, "session_refresh", "shorter than", id="refresh-not-shorter"
+        ),
+        pytest.param(LIFETIME_UNDER_IDLE, "session_max_lifetime", "at least", id="lifetime-short"),
+        pytest.param({"session_max_lifetime": "1d"}, "session_max_lifetime", "at least", id="1d"),
+        pytest.param(
+            {"session_refresh": "soon"}, "session_refresh", "seconds", id="refresh-not-duration"
+        ),
         pytest.param({"cookie_secure": "maybe"}, "cookie_secure", "true or false", id="bad-bool"),
         pytest.param(
             {"cookie_samesite": "loose"},
@@ -346,3 +358,19 @@ def test_typed_values_that_are_valid_are_kept() -> None:
     assert settings.public_paths == ("/static/", "/healthz")
     assert settings.allowed_openids == frozenset({"A" * 32})
     assert settings.secret_keys == (SECRET, "o" * 40)
+
+
+@pytest.mark.parametrize(
+    ("given", "lifetime", "refresh"),
+    [
+        pytest.param({"session_max_age": "12h"}, 30 * 86400, 3 * 3600, id="short-idle"),
+        pytest.param({"session_max_age": "60d"}, 60 * 86400, 86400, id="idle-over-30-days"),
+        pytest.param(
+            {"session_max_age": "2h", "session_refresh": "1h"}, 30 * 86400, 3600, id="refresh-given"
+        ),
+    ],
+)
+def test_session_times_follow_a_given_max_age(given, lifetime, refresh) -> None:
+    # A config written before sliding sessions (session_max_age alone) keeps working.
+    settings = make_settings(**given)
+    assert (settings.session_max_lifetime, settings.session_refresh) == (lifetime, refresh)

@@ -180,7 +180,7 @@ def test_a_2xx_is_cacheable_only_under_a_token_of_its_own_identity() -> None:
 
 
 def test_the_cache_never_outlives_the_session_or_the_setting() -> None:
-    rig = make_rig(session_max_age="100")
+    rig = make_rig(session_max_age="100", session_refresh="99")  # not yet due for a refresh
     token = rig.session_for(signed_in_at=int(rig.clock()) - 97)  # 3 seconds left
     assert accel_expires(rig, f"qqgate={token}", token) == "3"
     rig = make_rig(auth_cache_seconds="0")

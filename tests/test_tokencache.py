@@ -54,7 +54,7 @@ def test_the_estimate_is_what_tracemalloc_sees_or_a_little_more(nickname: str) -
 
 def test_a_typical_entry_costs_about_one_and_a_half_kib() -> None:
     traced, estimated = traced_bytes_per_entry("小明🐧的咖啡☕")
-    assert 1000 < traced < 1700 and estimated < 1600  # the figure in qqgate/tokencache.py
+    assert 1000 < traced < 1800 and estimated < 1750  # the figure in qqgate/tokencache.py
 
 
 def entry(clock: FakeClock, openid: str = "A" * 32) -> VerifiedToken:
