@@ -22,6 +22,9 @@ def cookie_values(header: str, name: str) -> list[str]:
     return list(values)
 
 
+# What may follow a cookie's name in its pair: "=" (perhaps after blanks), or nothing at the end.
+_NAME_ENDS = frozenset({"", "=", " ", "\t"})
+
 class CookieReader:
     """Reads the cookie ``name`` out of Cookie headers, the first value fast.
 
@@ -56,8 +59,17 @@ class CookieReader:
         end = header.find(";", after)
         if end < 0:
             return header[after + 1 :]
-        # A second cookie of our name must not go unseen: the general path weighs them all.
-        return header[after + 1 : end] if header.find(name, end) < 0 else None
+        # A second cookie of our name must not go unseen: the general path weighs them all. An
+        # occurrence followed by another name character is a longer name (our own state cookie,
+        # sent beside the session for ten minutes after each sign-in), not ours.
+        size = len(name)
+        again = header.find(name, end)
+        while again >= 0:
+            follows = header[again + size : again + size + 1]
+            if follows in _NAME_ENDS:
+                return None
+            again = header.find(name, again + size)
+        return header[after + 1 : end]
 
     def first(self, header: str) -> str | None:
         """``cookie_values(header, name)[0]``, or None."""
