@@ -72,12 +72,14 @@ class Server:
         return self.log.read().decode("utf-8", "replace")
 
     def stop(self) -> str:
-        """Stop with SIGTERM (graceful); return everything the server wrote."""
+        """Stop with SIGTERM (graceful); return everything the server wrote. Stopping again
+        returns what the first stop returned."""
         assert self.process is not None
         terminate(self.process)
-        text = self.output()
-        self.log.close()
-        return text
+        if not self.log.closed:
+            self._output = self.output()
+            self.log.close()
+        return self._output
 
     def __enter__(self) -> Self:
         return self.start()

@@ -55,3 +55,4 @@ def test_ready_through_real_gunicorn(tmp_path) -> None:
         assert requests.get(f"{gate.url}/_qqgate/ping", timeout=30).text == "ok\n"
     finally:
         gate.stop()
+        upstream.stop()  # again if the test stopped it: never left running
