@@ -25,6 +25,7 @@ def cookie_values(header: str, name: str) -> list[str]:
 # What may follow a cookie's name in its pair: "=" (perhaps after blanks), or nothing at the end.
 _NAME_ENDS = frozenset({"", "=", " ", "\t"})
 
+
 class CookieReader:
     """Reads the cookie ``name`` out of Cookie headers, the first value fast.
 

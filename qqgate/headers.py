@@ -6,6 +6,8 @@ travels percent-encoded as UTF-8 (RFC 3986); downstream apps decode it with ``un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .config import Settings
 from .session import Identity
 from .wsgiutil import Environ, environ_key
@@ -55,10 +57,14 @@ class IdentityHeaders:
             pairs.append((unionid_name, identity.unionid))
         return pairs
 
-    def environ(self, identity: Identity) -> dict[str, object]:
-        """The environ entries that carry ``identity`` to a WSGI app."""
+    def environ(
+        self, identity: Identity, headers: Sequence[tuple[str, str]] | None = None
+    ) -> dict[str, object]:
+        """The environ entries that carry ``identity`` to a WSGI app (from its ``headers``, when
+        the caller has them already)."""
         keys = self._keys
-        extra: dict[str, object] = {keys[name]: value for name, value in self.headers(identity)}
+        pairs = self.headers(identity) if headers is None else headers
+        extra: dict[str, object] = {keys[name]: value for name, value in pairs}
         extra["REMOTE_USER"] = identity.openid
         extra[IDENTITY_KEY] = identity
         return extra

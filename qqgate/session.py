@@ -68,7 +68,8 @@ ROUND_TRIP_LIMIT = 3
 ROUND_TRIP_WINDOW = 120
 
 Clock = Callable[[], float]
-Render = Callable[["Identity"], Mapping[str, object]]
+# The environ entries of an identity, given its request headers (so the nickname is encoded once).
+Render = Callable[["Identity", Sequence[tuple[str, str]]], Mapping[str, object]]
 RenderHeaders = Callable[["Identity"], Sequence[tuple[str, str]]]
 SESSION_ID_BYTES = 12  # 96 random bits: 16 characters
 MAX_SESSION_ID = 64  # characters: a longer one is no id we minted
@@ -100,7 +101,7 @@ class PendingLogin:
     expires: int
 
 
-def _no_render(identity: Identity) -> Mapping[str, object]:
+def _no_render(identity: Identity, headers: Sequence[tuple[str, str]]) -> Mapping[str, object]:
     return {}
 
 
@@ -213,7 +214,7 @@ class SessionCodec:
         identity = Identity(openid, nickname, avatar, unionid, signed_in_at)
         headers = tuple(self._render_headers(identity))
         return VerifiedToken(
-            identity, expires, self._render(identity), headers, refresh_at, session_id
+            identity, expires, self._render(identity, headers), headers, refresh_at, session_id
         )
 
 

@@ -57,7 +57,7 @@ def test_a_hit_skips_the_signature_check(clock) -> None:
 def test_the_rendering_is_done_once_per_token(clock) -> None:
     rendered = []
 
-    def render(ident: Identity) -> dict[str, object]:
+    def render(ident: Identity, headers: object) -> dict[str, object]:
         rendered.append(ident)
         return {"who": ident.openid}
 
