@@ -8,10 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import APP_ID, APP_KEY
-from .live import PROCESS_SECRET, Provider, write_gate_ini
+from .live import Provider, write_gate_ini
 from .servers import Gunicorn, free_port
-
-SECRET = PROCESS_SECRET
 
 
 def gate_ini(directory: Path, port: int, provider: Provider | int, **extra: str) -> Path:

@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from webtest import TestApp
 
 from qqgate.middleware import QQGate
-from qqgate.session import Identity, SessionCodec
 
 from .conftest import make_settings
-from .operated import SECRET, gate_ini, served_gate
+from .live import session_token
+from .operated import gate_ini, served_gate
 from .servers import free_port
 from .test_e2e import HTML
 from .test_proxy import start_upstream
@@ -45,7 +45,7 @@ def test_counts_add_up_across_two_workers(tmp_path) -> None:
     prom = tmp_path / "prom"
     prom.mkdir()
     gate = served_gate(config, port, workers=2, PROMETHEUS_MULTIPROC_DIR=str(prom)).start()
-    token = SessionCodec([SECRET], 3600).dumps(Identity("A" * 32, "n", "", None, int(time.time())))
+    token = session_token("A" * 32, "n")
     try:
         # Until both workers have counted something: each request on a new connection.
         sent = 0
