@@ -22,6 +22,7 @@ from ..live import Provider
 from ..rig import (
     OPENID,
     Downstream,
+    Rig,
     blank,
     call,
     make_rig,
@@ -143,13 +144,12 @@ def test_fault_switch_over_http(clean_provider: Provider) -> None:
 def test_refused_connection(clean_provider: Provider) -> None:
     """QQ's address answers nothing at all (a closed port): 502 at once."""
     live = make_rig(provider=clean_provider)
-    dead = QQGate(
-        Downstream(),
-        make_settings(qq_base_url=f"http://127.0.0.1:{free_port()}", timeout="1"),
-    )
+    settings = make_settings(qq_base_url=f"http://127.0.0.1:{free_port()}", timeout="1")
+    app = Downstream()
+    dead = QQGate(app, settings)
     authorize, _, _ = live.start_login()
     code = live.code_for(authorize)
-    dead_state, dead_cookie = _login(dead)
+    dead_state, dead_cookie = Rig(dead, app, FakeClock()).login()
     request = blank(
         "/_qqgate/callback", f"code={code}&state={dead_state}", cookie=f"qqgate_state={dead_cookie}"
     )
@@ -157,14 +157,6 @@ def test_refused_connection(clean_provider: Provider) -> None:
     response = call(dead, request)
     assert_failure_page(response, time.monotonic() - started, (502,))
     assert_next_sign_in_works(live)
-
-
-def _login(gate: QQGate) -> tuple[str, str]:
-    from urllib.parse import parse_qs, urlsplit
-
-    response = call(gate, blank("/_qqgate/login", "next=%2Fafter"))
-    state = parse_qs(urlsplit(response.location).query)["state"][0]
-    return state, set_cookie_value(response, "qqgate_state")
 
 
 # --- answers that parse, with hostile values ---------------------------------------------------------
@@ -220,7 +212,7 @@ def test_hostile_profile_values_never_cause_5xx(body: bytes) -> None:
     )
     app = Downstream()
     gate = QQGate(app, settings, qq_client=client, clock=clock)
-    state, cookie = _login(gate)
+    state, cookie = Rig(gate, app, clock).login()  # its stub QQ is not asked: the client is real
     callback = call(
         gate,
         blank("/_qqgate/callback", f"code=C0DE&state={state}", cookie=f"qqgate_state={cookie}"),
