@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -34,8 +34,8 @@ from .servers import (
     waitress,
     werkzeug,
 )
+from .test_e2e import HTML, sign_in
 
-HTML = {"Accept": "text/html,application/xhtml+xml"}
 NICKNAME = "小明🐧"
 UPLOAD = os.urandom(5 * 1024 * 1024)
 APP = "tests.matrix_app:application"
@@ -103,24 +103,15 @@ CASES = [pytest.param((name, ""), id=name) for name in SERVERS] + [
 class Site:
     """A gated app on a real server: where it is, and what a browser does there."""
 
-    def __init__(self, server: Server, mount: str, provider: Provider) -> None:
-        self.server, self.mount, self.provider = server, mount, provider
+    def __init__(self, server: Server, mount: str) -> None:
+        self.server, self.mount = server, mount
         self.base = server.url + mount
 
     def sign_in(self, user: str = "xiaoming") -> tuple[requests.Session, dict]:
         """From a protected page to QQ's consent page, approve, and back: the page's echo."""
-        browser = requests.Session()
-        consent = browser.get(f"{self.base}/private?x=1", headers=HTML, timeout=20)
-        assert urlsplit(consent.url).path == "/oauth2.0/authorize", (consent.url, consent.text)
-        fields = {k: v[0] for k, v in parse_qs(urlsplit(consent.url).query).items()}
-        form = {name: fields[name] for name in ("client_id", "redirect_uri", "state", "scope")}
-        assert form["redirect_uri"] == f"{self.base}/_qqgate/callback"
-        page = browser.post(
-            f"{self.provider.url}/oauth2.0/authorize",
-            data={**form, "user": user},
-            headers=HTML,
-            timeout=20,
-        )
+        browser, page = sign_in(self.base, "/private?x=1", user)
+        callback = next(r.url for r in page.history if "/_qqgate/callback?" in r.url)
+        assert callback.startswith(f"{self.base}/_qqgate/callback?"), callback
         assert page.status_code == 200, page.text[:500]
         assert page.url == f"{self.base}/private?x=1"
         return browser, page.json()
@@ -155,7 +146,7 @@ def serve_site(name: str, mount: str, provider: Provider) -> Iterator[Site]:
     provider.fake.register(APP_ID, callback)
     server = SERVERS[name]({"QQGATE_CONFIG": str(config)}, home, port, mount).start()
     try:
-        yield Site(server, mount, provider)
+        yield Site(server, mount)
     finally:
         log = server.stop()
         error_log = home / "error.log"
