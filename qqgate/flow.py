@@ -25,7 +25,7 @@ from .headers import IdentityHeaders
 from .pages import Pages, json_response
 from .qq import QQClient, QQError, QQUnavailable
 from .qqanswers import CONFIG, FIXES, NOT_APPROVED, RESTART, UNIONID, https_avatar
-from .redirects import request_target, safe_next
+from .redirects import mounted_at, request_target, safe_next
 from .session import (
     Identity,
     PendingLogin,
@@ -60,9 +60,7 @@ class SignInRoutes:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        # Where the app is mounted (from redirect_uri); the server's SCRIPT_NAME wins when it has
-        # one, and a front that strips the mount before the gate leaves only this to go by.
-        self._mount = settings.mount
+        self._mount = settings.mount  # redirect_uri's; see redirects.mounted_at
         self.home = self._mount + "/"  # where a return path that is not safe goes
         self.identity_headers = identity_headers
         self.qq = qq
@@ -92,7 +90,7 @@ class SignInRoutes:
     # --- URLs -------------------------------------------------------------------------------
 
     def url(self, environ: Environ, route: str, next_url: str | None = None) -> str:
-        base = (environ.get("SCRIPT_NAME") or self._mount) + self.settings.prefix + route
+        base = mounted_at(environ, self._mount) + self.settings.prefix + route
         return f"{base}?next={quote(next_url, safe='')}" if next_url else base
 
     def start_url(self, environ: Environ, next_url: str | None = None) -> str:

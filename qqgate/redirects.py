@@ -35,13 +35,19 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return value
 
 
+def mounted_at(environ: Environ, mount: str) -> str:
+    """Where the app lives in the site's URL space: the server's ``SCRIPT_NAME`` when it set one,
+    else the configured ``mount`` (a front that strips the mount leaves only that)."""
+    return environ.get("SCRIPT_NAME") or mount
+
+
 def request_target(environ: Environ, *, script_name: bool = True, mount: str = "") -> str:
     """The path and query of the current request (``SCRIPT_NAME``, or ``mount`` where the server
     set none, included unless told not to), percent-encoded, as a ``next`` value or a request
     target."""
     path = environ.get("PATH_INFO", "")
     if script_name:
-        path = (environ.get("SCRIPT_NAME") or mount) + path
+        path = mounted_at(environ, mount) + path
     # PEP 3333: PATH_INFO holds the raw bytes decoded as latin-1; re-encode to get UTF-8 back.
     target = quote(path.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~-._")
     query = environ.get("QUERY_STRING", "")
