@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import APP_ID, APP_KEY
+from .conftest import APP_KEY
 from .live import Provider, write_gate_ini
 from .servers import ROOT, Gunicorn, free_port, terminate, wait_for_port
 
@@ -204,7 +204,7 @@ def start_stack(
         **settings,
     }
     config = write_gate_ini(directory, listen, None, **extra)  # redirect_uri on the front's port
-    provider.fake.register(APP_ID, f"http://127.0.0.1:{listen}/_qqgate/callback")
+    provider.register_gate(listen)
     env = {"QQGATE_CONFIG": str(config)}
     gate = Gunicorn("qqgate.wsgi:application", env, port=gate_port, extra=gate_args)
     gate.start()

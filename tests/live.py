@@ -48,6 +48,10 @@ class Provider:
     url: str
     port: int
 
+    def register_gate(self, port: int) -> None:
+        """Register the callback of a gate on 127.0.0.1:``port``, as at QQ Connect."""
+        self.fake.register(APP_ID, f"http://127.0.0.1:{port}/_qqgate/callback")
+
     def calls(self) -> dict[str, int]:
         """The provider's call counters, read over HTTP."""
         return requests.get(f"{self.url}/_fake/calls", timeout=5).json()
@@ -177,7 +181,7 @@ def start_gate(
 ) -> LiveGate:
     """``app`` under gunicorn on a free port, configured by ``settings`` (gate.ini keys)."""
     port = free_port()
-    provider.fake.register(APP_ID, f"http://127.0.0.1:{port}/_qqgate/callback")
+    provider.register_gate(port)
     server = Gunicorn(
         app,
         {**gate_env(port, provider.port, **settings), **(env or {})},

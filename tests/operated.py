@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import APP_ID, APP_KEY
+from .conftest import APP_KEY
 from .live import Provider, write_gate_ini
 from .servers import Gunicorn, free_port
 
@@ -17,7 +17,7 @@ def gate_ini(directory: Path, port: int, provider: Provider | int, **extra: str)
     (a ``Provider``, which gets the gate's callback registered, or the port of one elsewhere)."""
     provider_port = provider if isinstance(provider, int) else provider.port
     if not isinstance(provider, int):
-        provider.fake.register(APP_ID, f"http://127.0.0.1:{port}/_qqgate/callback")
+        provider.register_gate(port)
     keys = {"app_key": APP_KEY, "qq_base_url": f"http://localhost:{provider_port}", **extra}
     upstream = keys.pop("upstream", None)
     return write_gate_ini(directory, port, upstream, **{"public_paths": "", **keys})

@@ -125,7 +125,7 @@ def test_two_gate_processes_share_sessions_through_the_secret(tmp_path, provider
     try:
         for port in (first_port, second_port):
             config = write_gate_ini(tmp_path, port, upstream.url, **common)
-            provider.fake.register(APP_ID, f"http://127.0.0.1:{port}/_qqgate/callback")
+            provider.register_gate(port)
             gates.append(
                 Gunicorn(
                     "qqgate.wsgi:application", {"QQGATE_CONFIG": str(config)}, port=port
